@@ -1,0 +1,138 @@
+//! A session: one conversation's tokens, KV state and frontier checkpoints,
+//! and the cheap rewind they allow.
+//!
+//! Compressed rows are append-only, so returning to an earlier position only
+//! needs the frontier there (raw window tail and compressor partial windows).
+//! Checkpoints are taken at multiples of `interval` (a multiple of every
+//! compression ratio, so no compressor holds a partial window and checkpoints
+//! stay small) and thinned out with age: all of the recent ones are kept,
+//! older ones sparsely. Rewinding to position `p` restores the nearest
+//! checkpoint `c ≤ p` and re-evaluates the known tokens `c..p`, which is at
+//! most `interval − 1` tokens within the recent range and at most `sparse`
+//! tokens beyond it, never a full re-prefill.
+
+use dsv4_model::{Backend, Model, SessionStateOps};
+
+/// Checkpoint policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointPolicy {
+    /// Spacing of checkpoints (a multiple of every compression ratio).
+    pub interval: usize,
+    /// All checkpoints within this many tokens of the end are kept.
+    pub recent: usize,
+    /// Beyond that, one checkpoint per this many tokens is kept.
+    pub sparse: usize,
+}
+
+impl Default for CheckpointPolicy {
+    fn default() -> Self {
+        CheckpointPolicy { interval: 128, recent: 2048, sparse: 4096 }
+    }
+}
+
+/// One conversation's state.
+#[derive(Debug)]
+pub struct Session<B: Backend> {
+    /// Tokens evaluated, in order (`tokens.len() == state.pos()`).
+    pub tokens: Vec<u32>,
+    /// Backend state.
+    pub state: B::State,
+    checkpoints: Vec<<B::State as SessionStateOps>::Checkpoint>,
+    policy: CheckpointPolicy,
+}
+
+/// How a rewind was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rewind {
+    /// Position restored from (a checkpoint, or the current position).
+    pub from: usize,
+    /// Tokens that must be re-evaluated to reach the target.
+    pub replay: usize,
+}
+
+impl<B: Backend> Session<B> {
+    /// An empty session.
+    pub fn new(backend: &B, model: &Model, policy: CheckpointPolicy) -> Self {
+        let state = backend.new_state(model);
+        let mut s = Session { tokens: Vec::new(), state, checkpoints: Vec::new(), policy };
+        s.checkpoints.push(<B::State as SessionStateOps>::checkpoint(&s.state, model.cfg.window));
+        s
+    }
+
+    /// Tokens evaluated.
+    pub fn pos(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// The checkpoint spacing.
+    pub fn interval(&self) -> usize {
+        self.policy.interval
+    }
+
+    /// Length of the common prefix of this session's tokens and `other`.
+    pub fn common_prefix(&self, other: &[u32]) -> usize {
+        self.tokens.iter().zip(other).take_while(|(a, b)| a == b).count()
+    }
+
+    /// Call after evaluating tokens: records their ids, and takes a checkpoint
+    /// when the position lands on the checkpoint grid.
+    pub fn commit(&mut self, tokens: &[u32], window: usize) {
+        self.tokens.extend_from_slice(tokens);
+        debug_assert_eq!(self.tokens.len(), self.state.pos());
+        let pos = self.pos();
+        if pos % self.policy.interval == 0 && self.checkpoints.last().is_none_or(|c| B::State::checkpoint_pos(c) < pos) {
+            self.checkpoints.push(<B::State as SessionStateOps>::checkpoint(&self.state, window));
+            self.thin();
+        }
+    }
+
+    /// Drops old checkpoints according to the policy (position 0 is always kept).
+    fn thin(&mut self) {
+        let end = self.pos();
+        let p = self.policy;
+        self.checkpoints.retain(|c| {
+            let at = B::State::checkpoint_pos(c);
+            at == 0 || at + p.recent >= end || at % p.sparse == 0
+        });
+    }
+
+    /// Rewinds to `target ≤ pos()`: restores the nearest checkpoint and returns
+    /// the tokens to re-evaluate (the caller feeds them through the model).
+    pub fn rewind(&mut self, target: usize) -> dsv4_model::Result<(Rewind, Vec<u32>)> {
+        let pos = self.pos();
+        if target >= pos {
+            return Ok((Rewind { from: pos, replay: 0 }, Vec::new()));
+        }
+        let idx = self
+            .checkpoints
+            .iter()
+            .rposition(|c| B::State::checkpoint_pos(c) <= target)
+            .ok_or_else(|| dsv4_model::ModelError::Snapshot("no checkpoint at or before the target".into()))?;
+        let cp = self.checkpoints[idx].clone();
+        let from = B::State::checkpoint_pos(&cp);
+        self.state.restore(&cp)?;
+        self.checkpoints.truncate(idx + 1);
+        let replay = self.tokens[from..target].to_vec();
+        self.tokens.truncate(from);
+        tracing::debug!(from, target, "rewind");
+        Ok((Rewind { from, replay: replay.len() }, replay))
+    }
+
+    /// Forgets everything.
+    pub fn reset(&mut self, window: usize) {
+        self.state.reset();
+        self.tokens.clear();
+        self.checkpoints.clear();
+        self.checkpoints.push(<B::State as SessionStateOps>::checkpoint(&self.state, window));
+    }
+
+    /// Bytes held: KV rows, frontier and checkpoints.
+    pub fn bytes(&self) -> usize {
+        self.state.kv_bytes() + self.checkpoints.iter().map(B::State::checkpoint_bytes).sum::<usize>()
+    }
+
+    /// Number of checkpoints held.
+    pub fn n_checkpoints(&self) -> usize {
+        self.checkpoints.len()
+    }
+}

@@ -1,0 +1,484 @@
+//! The engine thread: admits requests to resident sessions (longest shared
+//! prefix, or the caller's session key), rewinds sessions cheaply, and runs
+//! one forward pass per iteration that batches every decoding request's next
+//! token with at most one prefill chunk (round-robin over prefilling
+//! requests), so a long prompt never stalls the others and decode of several
+//! sessions reads each weight once. Cancellation is checked every iteration.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use dsv4_model::{Backend, Model, RowMeta, Scratch, forward};
+use dsv4_tokenizer::{SpecialToken, Tokenizer};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::detok::Utf8Assembler;
+use crate::error::EngineError;
+use crate::request::{FinishReason, GenerationRequest, Sampled, TokenEvent, Usage};
+use crate::sampling::Sampler;
+use crate::session::{CheckpointPolicy, Session};
+use crate::stats::Stats;
+use crate::stop::{StopMatcher, StopOutcome};
+
+/// The scalar settings of a request, copied out so the request stays mutable.
+#[derive(Debug, Clone, Copy)]
+struct ReqFlags {
+    logprobs: bool,
+    top_logprobs: usize,
+    ignore_eos: bool,
+    greedy_dsml: bool,
+    max_tokens: Option<usize>,
+    thinking: crate::request::Thinking,
+}
+
+impl ReqFlags {
+    fn of(r: &GenerationRequest) -> Self {
+        ReqFlags {
+            logprobs: r.logprobs,
+            top_logprobs: r.top_logprobs,
+            ignore_eos: r.ignore_eos,
+            greedy_dsml: r.greedy_dsml,
+            max_tokens: r.max_tokens,
+            thinking: r.thinking,
+        }
+    }
+}
+
+/// Messages to the engine thread.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Submit(Box<Submitted>),
+    Shutdown,
+}
+
+/// A request with its channel and cancel flag.
+#[derive(Debug)]
+pub(crate) struct Submitted {
+    pub id: u64,
+    pub req: GenerationRequest,
+    pub events: UnboundedSender<TokenEvent>,
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Engine-thread settings.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerConfig {
+    pub ctx: usize,
+    pub sessions: usize,
+    pub prefill_chunk: usize,
+    pub policy: CheckpointPolicy,
+}
+
+struct Slot<B: Backend> {
+    session: Option<Session<B>>,
+    busy: bool,
+    key: Option<String>,
+    last_used: Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Prefill,
+    Decode,
+}
+
+struct Active {
+    sub: Submitted,
+    slot: usize,
+    phase: Phase,
+    /// Tokens still to evaluate (replay, then the prompt suffix), and the cursor.
+    pending: Vec<u32>,
+    cursor: usize,
+    /// Sampled token waiting to be evaluated.
+    next: Option<u32>,
+    sampler: Sampler,
+    stop: StopMatcher,
+    utf8: Utf8Assembler,
+    usage: Usage,
+    in_reasoning: bool,
+    dsml_greedy: bool,
+    t_start: Instant,
+    t_decode: Option<Instant>,
+}
+
+pub(crate) struct Worker<B: Backend> {
+    model: Arc<Model>,
+    backend: Arc<B>,
+    tok: Arc<Tokenizer>,
+    cfg: WorkerConfig,
+    slots: Vec<Slot<B>>,
+    queue: VecDeque<Submitted>,
+    active: Vec<Active>,
+    rr: usize,
+    scratch: Scratch,
+    stats: Arc<Stats>,
+}
+
+fn send(a: &Active, ev: TokenEvent) {
+    // A closed channel is noticed by the cancellation check.
+    let _ = a.sub.events.send(ev);
+}
+
+impl<B: Backend> Worker<B> {
+    pub(crate) fn new(model: Arc<Model>, backend: Arc<B>, tok: Arc<Tokenizer>, cfg: WorkerConfig, stats: Arc<Stats>) -> Self {
+        let slots = (0..cfg.sessions)
+            .map(|_| Slot { session: None, busy: false, key: None, last_used: Instant::now() })
+            .collect();
+        Worker { model, backend, tok, cfg, slots, queue: VecDeque::new(), active: Vec::new(), rr: 0, scratch: Scratch::default(), stats }
+    }
+
+    /// Runs until shutdown or until every sender is gone.
+    pub(crate) fn run(mut self, rx: std::sync::mpsc::Receiver<Command>) {
+        loop {
+            let idle = self.active.is_empty() && self.queue.is_empty();
+            let cmd = if idle { rx.recv().ok() } else { rx.try_recv().ok() };
+            match cmd {
+                Some(Command::Submit(s)) => {
+                    self.stats.queued(1);
+                    self.queue.push_back(*s);
+                    continue; // drain every pending command first
+                }
+                Some(Command::Shutdown) => break,
+                None if idle => break, // all senders dropped
+                None => {}
+            }
+            self.cancel_dead();
+            self.admit();
+            if !self.active.is_empty()
+                && let Err(e) = self.step()
+            {
+                // A model error fails every request in the batch; sessions are reset.
+                for a in self.active.drain(..) {
+                    send(&a, TokenEvent::Error(e.clone()));
+                    if let Some(s) = self.slots[a.slot].session.as_mut() {
+                        s.reset(self.model.cfg.window);
+                    }
+                    self.slots[a.slot].busy = false;
+                }
+            }
+        }
+    }
+
+    fn cancel_dead(&mut self) {
+        let mut i = 0;
+        while i < self.active.len() {
+            let a = &self.active[i];
+            if a.sub.cancel.load(Ordering::Relaxed) || a.sub.events.is_closed() {
+                let a = self.active.swap_remove(i);
+                self.finish(a, FinishReason::Cancelled);
+            } else {
+                i += 1;
+            }
+        }
+        self.queue.retain(|s| {
+            let dead = s.cancel.load(Ordering::Relaxed) || s.events.is_closed();
+            if dead {
+                let _ = s.events.send(TokenEvent::Finished { reason: FinishReason::Cancelled, usage: Usage::default() });
+            }
+            !dead
+        });
+        self.stats.set_queue(self.queue.len());
+    }
+
+    /// Picks a slot for a request: its session key, else the idle session
+    /// sharing the longest prefix, else an empty one, else the least recently used.
+    fn pick_slot(&self, s: &Submitted) -> Option<usize> {
+        if let Some(k) = &s.req.session_key
+            && let Some(i) = self.slots.iter().position(|sl| sl.key.as_deref() == Some(k))
+        {
+            return (!self.slots[i].busy).then_some(i);
+        }
+        let idle = || self.slots.iter().enumerate().filter(|(_, sl)| !sl.busy);
+        let lcp = |sl: &Slot<B>| sl.session.as_ref().map_or(0, |x| x.common_prefix(&s.req.prompt));
+        let best = idle().max_by_key(|(_, sl)| (lcp(sl), std::cmp::Reverse(sl.last_used)));
+        match best {
+            Some((i, sl)) if lcp(sl) > 0 => Some(i),
+            _ => idle()
+                .find(|(_, sl)| sl.session.is_none() && sl.key.is_none())
+                .or_else(|| idle().filter(|(_, sl)| s.req.session_key.is_some() || sl.key.is_none()).min_by_key(|(_, sl)| sl.last_used))
+                .or_else(|| idle().min_by_key(|(_, sl)| sl.last_used))
+                .map(|(i, _)| i),
+        }
+    }
+
+    fn admit(&mut self) {
+        let mut waiting = VecDeque::new();
+        while let Some(s) = self.queue.pop_front() {
+            match self.pick_slot(&s) {
+                Some(slot) => self.start(s, slot),
+                None => waiting.push_back(s),
+            }
+        }
+        self.queue = waiting;
+        self.stats.set_queue(self.queue.len());
+    }
+
+    fn start(&mut self, s: Submitted, slot: usize) {
+        let fail = |s: &Submitted, e: EngineError| {
+            let _ = s.events.send(TokenEvent::Error(e));
+        };
+        let n = s.req.prompt.len();
+        if n == 0 {
+            return fail(&s, EngineError::InvalidRequest("the prompt is empty".into()));
+        }
+        if n >= self.cfg.ctx {
+            return fail(&s, EngineError::ContextOverflow { prompt: n, ctx: self.cfg.ctx });
+        }
+        if let Err(m) = s.req.sampling.validate() {
+            return fail(&s, EngineError::InvalidRequest(m));
+        }
+        if let Some(&bad) = s.req.prompt.iter().find(|&&t| t as usize >= self.model.cfg.n_vocab) {
+            return fail(&s, EngineError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
+        }
+        let window = self.model.cfg.window;
+        let sl = &mut self.slots[slot];
+        if sl.key != s.req.session_key {
+            sl.key = s.req.session_key.clone();
+        }
+        let session = sl
+            .session
+            .get_or_insert_with(|| Session::new(&*self.backend, &self.model, self.cfg.policy));
+        // Reuse the shared prefix, but always evaluate at least the last prompt token.
+        let target = session.common_prefix(&s.req.prompt).min(n - 1);
+        let (rw, replay) = match session.rewind(target) {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("session rewind failed ({e}); starting the session over");
+                session.reset(window);
+                (crate::session::Rewind { from: 0, replay: 0 }, Vec::new())
+            }
+        };
+        let from = rw.from.min(target);
+        let mut pending = replay;
+        pending.extend_from_slice(&s.req.prompt[session.pos() + pending.len()..]);
+        sl.busy = true;
+        sl.last_used = Instant::now();
+        let usage = Usage { prompt_tokens: n, cached_tokens: from, replayed_tokens: rw.replay, ..Default::default() };
+        self.stats.admitted(from, n);
+        let _ = s.events.send(TokenEvent::Started { prompt_tokens: n, cached_tokens: from });
+        let sampler = Sampler::new(s.req.sampling.clone());
+        let stop = StopMatcher::new(&s.req.stop);
+        let in_reasoning = s.req.thinking.starts_in_reasoning;
+        self.active.push(Active {
+            sub: s,
+            slot,
+            phase: Phase::Prefill,
+            pending,
+            cursor: 0,
+            next: None,
+            sampler,
+            stop,
+            utf8: Utf8Assembler::default(),
+            usage,
+            in_reasoning,
+            dsml_greedy: false,
+            t_start: Instant::now(),
+            t_decode: None,
+        });
+    }
+
+    /// One forward pass over all decoding requests plus one prefill chunk.
+    fn step(&mut self) -> Result<(), EngineError> {
+        // (active index, tokens this step, wants logits)
+        let mut plan: Vec<(usize, Vec<u32>, bool)> = Vec::new();
+        for (i, a) in self.active.iter().enumerate() {
+            if a.phase == Phase::Decode
+                && let Some(t) = a.next
+            {
+                plan.push((i, vec![t], true));
+            }
+        }
+        let prefilling: Vec<usize> = (0..self.active.len()).filter(|&i| self.active[i].phase == Phase::Prefill).collect();
+        if !prefilling.is_empty() {
+            let i = prefilling[self.rr % prefilling.len()];
+            self.rr = self.rr.wrapping_add(1);
+            let a = &self.active[i];
+            let pos = self.slots[a.slot].session.as_ref().map_or(0, |s| s.pos());
+            let interval = self.cfg.policy.interval;
+            // End chunks on the checkpoint grid so checkpoints land exactly on it.
+            let to_grid = interval - pos % interval;
+            let take = self.cfg.prefill_chunk.min(to_grid).min(a.pending.len() - a.cursor).max(1);
+            let chunk = a.pending[a.cursor..a.cursor + take].to_vec();
+            let last = a.cursor + take == a.pending.len();
+            plan.push((i, chunk, last));
+        }
+        if plan.is_empty() {
+            return Ok(());
+        }
+        // Batch rows; sessions are numbered in plan order.
+        let mut rows = Vec::new();
+        let mut logit_rows = Vec::new();
+        for (seq, (i, toks, want)) in plan.iter().enumerate() {
+            let pos0 = self.slots[self.active[*i].slot].session.as_ref().map_or(0, |s| s.pos());
+            for (j, &t) in toks.iter().enumerate() {
+                rows.push(RowMeta { seq, token: t, pos: pos0 + j });
+            }
+            if *want {
+                logit_rows.push(rows.len() - 1);
+            }
+        }
+        let slot_of: Vec<usize> = plan.iter().map(|(i, _, _)| self.active[*i].slot).collect();
+        let mut logits = Vec::new();
+        let t0 = Instant::now();
+        {
+            let mut states: Vec<&mut B::State> = Vec::with_capacity(plan.len());
+            let mut taken: Vec<(usize, &mut Slot<B>)> = self.slots.iter_mut().enumerate().filter(|(k, _)| slot_of.contains(k)).collect();
+            for &k in &slot_of {
+                let pos = taken.iter().position(|(kk, _)| *kk == k).ok_or(EngineError::Stopped)?;
+                let (_, sl) = taken.swap_remove(pos);
+                let sess = sl.session.as_mut().ok_or(EngineError::Stopped)?;
+                states.push(&mut sess.state);
+            }
+            forward(&self.model, &*self.backend, &rows, &mut states, &logit_rows, &mut logits, &mut self.scratch, None)?;
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let n_prefill: usize = plan.iter().filter(|(i, _, _)| self.active[*i].phase == Phase::Prefill).map(|p| p.1.len()).sum();
+        self.stats.forward(n_prefill, rows.len() - n_prefill, elapsed);
+        let window = self.model.cfg.window;
+        let v = self.model.cfg.n_vocab;
+        let mut lrow = 0;
+        let mut done: Vec<(usize, FinishReason)> = Vec::new();
+        for (i, toks, want) in plan {
+            let a = &mut self.active[i];
+            if let Some(s) = self.slots[a.slot].session.as_mut() {
+                s.commit(&toks, window);
+            }
+            if a.phase == Phase::Prefill {
+                a.cursor += toks.len();
+                a.usage.prefill_seconds += elapsed;
+                send(a, TokenEvent::Prefill { done: a.cursor, total: a.pending.len() });
+            } else {
+                a.usage.decode_seconds += elapsed;
+                a.next = None;
+            }
+            if want {
+                let mut l = logits[lrow * v..(lrow + 1) * v].to_vec();
+                lrow += 1;
+                if a.phase == Phase::Prefill {
+                    a.phase = Phase::Decode;
+                    a.t_decode = Some(Instant::now());
+                }
+                let pos = self.slots[a.slot].session.as_ref().map_or(0, |s| s.pos());
+                if let Some(reason) = Self::sample(&self.tok, a, &mut l, pos, self.cfg.ctx) {
+                    done.push((i, reason));
+                }
+            }
+        }
+        done.sort_by(|a, b| b.0.cmp(&a.0));
+        for (i, reason) in done {
+            let a = self.active.swap_remove(i);
+            self.finish(a, reason);
+        }
+        Ok(())
+    }
+
+    /// Samples the next token from fresh logits, emits it, and says whether the request ends.
+    fn sample(tok: &Tokenizer, a: &mut Active, logits: &mut [f32], pos: usize, ctx: usize) -> Option<FinishReason> {
+        let req = ReqFlags::of(&a.sub.req);
+        let think_end = tok.special_id(SpecialToken::ThinkEnd);
+        let forced = a.in_reasoning
+            && req.thinking.budget.is_some_and(|b| a.usage.reasoning_tokens >= b);
+        a.sampler.adjust(logits);
+        if let Some(m) = a.sub.req.mask.as_mut()
+            && let Err(e) = m.apply(logits)
+        {
+            send(a, TokenEvent::Error(EngineError::Constraint(e)));
+            return Some(FinishReason::Cancelled);
+        }
+        let want_top = if req.logprobs { req.top_logprobs } else { 0 };
+        let choice = if forced {
+            Some(crate::sampling::Choice { token: think_end, logprob: 0.0, top: Vec::new() })
+        } else {
+            a.sampler.pick(logits, a.dsml_greedy, want_top)
+        };
+        let Some(choice) = choice else {
+            send(a, TokenEvent::Error(EngineError::Constraint("every token is masked".into())));
+            return Some(FinishReason::Cancelled);
+        };
+        let t = choice.token;
+        if let Some(m) = a.sub.req.mask.as_mut()
+            && let Err(e) = m.accept(t)
+        {
+            send(a, TokenEvent::Error(EngineError::Constraint(e)));
+            return Some(FinishReason::Cancelled);
+        }
+        a.sampler.observe(t);
+        a.usage.completion_tokens += 1;
+        if a.in_reasoning {
+            a.usage.reasoning_tokens += 1;
+        }
+        let special = tok.is_special(t);
+        let eos = tok.special_id(SpecialToken::Eos);
+        let (logprob, top) = if req.logprobs { (Some(choice.logprob), choice.top) } else { (None, Vec::new()) };
+        if special {
+            if t == think_end {
+                a.in_reasoning = false;
+            } else if t == tok.special_id(SpecialToken::ThinkStart) {
+                a.in_reasoning = true;
+            }
+            a.dsml_greedy = req.greedy_dsml && t == tok.special_id(SpecialToken::Dsml);
+            let mut flushed = a.utf8.finish();
+            if let StopOutcome::Stop { before, stop } = a.stop.feed(&flushed) {
+                if !before.is_empty() {
+                    send(a, TokenEvent::Text(before));
+                }
+                return Some(FinishReason::StopString(stop));
+            }
+            flushed = a.stop.flush();
+            if !flushed.is_empty() {
+                send(a, TokenEvent::Text(flushed));
+            }
+            if t == eos && !req.ignore_eos {
+                return Some(FinishReason::Eos);
+            }
+            let text = tok.token_to_piece(t).map(|c| c.into_owned()).unwrap_or_default();
+            send(a, TokenEvent::Token(Sampled { id: t, special, text, logprob, top, forced }));
+        } else {
+            let piece = a.utf8.push(tok.token_bytes(t).unwrap_or(&[]));
+            if a.dsml_greedy && piece.contains('>') {
+                a.dsml_greedy = false;
+            }
+            match a.stop.feed(&piece) {
+                StopOutcome::Emit(text) => send(a, TokenEvent::Token(Sampled { id: t, special, text, logprob, top, forced })),
+                StopOutcome::Stop { before, stop } => {
+                    send(a, TokenEvent::Token(Sampled { id: t, special, text: before, logprob, top, forced }));
+                    return Some(FinishReason::StopString(stop));
+                }
+            }
+        }
+        if a.sub.req.mask.as_ref().is_some_and(|m| m.is_finished()) {
+            return Some(FinishReason::MaskFinished);
+        }
+        if req.max_tokens.is_some_and(|m| a.usage.completion_tokens >= m) {
+            return Some(FinishReason::Length);
+        }
+        if pos + 1 >= ctx {
+            return Some(FinishReason::ContextFull);
+        }
+        a.next = Some(t);
+        None
+    }
+
+    fn finish(&mut self, mut a: Active, reason: FinishReason) {
+        let tail = a.utf8.finish();
+        let mut rest = match a.stop.feed(&tail) {
+            StopOutcome::Emit(t) | StopOutcome::Stop { before: t, .. } => t,
+        };
+        if !matches!(reason, FinishReason::StopString(_)) {
+            rest.push_str(&a.stop.flush());
+        }
+        if !rest.is_empty() {
+            send(&a, TokenEvent::Text(rest));
+        }
+        if a.t_decode.is_none() {
+            a.usage.prefill_seconds = a.t_start.elapsed().as_secs_f64();
+        }
+        self.stats.finished(a.usage.completion_tokens);
+        send(&a, TokenEvent::Finished { reason, usage: a.usage.clone() });
+        let sl = &mut self.slots[a.slot];
+        sl.busy = false;
+        sl.last_used = Instant::now();
+    }
+}

@@ -1,0 +1,168 @@
+//! End-to-end engine behaviour on the built-in demo model (random weights,
+//! real tokenizer): generation, prefix reuse with cheap rewind, concurrent
+//! sessions, stop strings, limits, cancellation and the thinking budget.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::LazyLock;
+
+use dsv4_engine::demo::demo_engine;
+use dsv4_engine::{Engine, EngineConfig, FinishReason, GenerationRequest, SamplingParams, Thinking, TokenEvent, Usage};
+
+static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
+    demo_engine(EngineConfig { ctx: 4096, sessions: 8, threads: 2, ..Default::default() }).unwrap()
+});
+
+struct Outcome {
+    tokens: Vec<u32>,
+    text: String,
+    reason: FinishReason,
+    usage: Usage,
+    started: bool,
+}
+
+fn run(req: GenerationRequest) -> Outcome {
+    let mut h = ENGINE.submit(req).unwrap();
+    let mut o = Outcome { tokens: vec![], text: String::new(), reason: FinishReason::Cancelled, usage: Usage::default(), started: false };
+    while let Some(ev) = h.next_blocking() {
+        match ev {
+            TokenEvent::Started { .. } => o.started = true,
+            TokenEvent::Prefill { .. } => {}
+            TokenEvent::Text(t) => o.text.push_str(&t),
+            TokenEvent::Token(s) => {
+                o.tokens.push(s.id);
+                o.text.push_str(&s.text);
+            }
+            TokenEvent::Finished { reason, usage } => {
+                o.reason = reason;
+                o.usage = usage;
+                return o;
+            }
+            TokenEvent::Error(e) => panic!("engine error: {e}"),
+        }
+    }
+    panic!("channel closed without Finished");
+}
+
+fn prompt(n: usize, salt: u32) -> Vec<u32> {
+    (0..n as u32).map(|i| 1000 + (i.wrapping_mul(7919).wrapping_add(salt * 104_729)) % 50_000).collect()
+}
+
+fn greedy(p: Vec<u32>, n: usize) -> GenerationRequest {
+    let mut r = GenerationRequest::new(p);
+    r.sampling = SamplingParams::greedy();
+    r.max_tokens = Some(n);
+    r.ignore_eos = true;
+    r
+}
+
+#[test]
+fn greedy_generation_is_reproducible() {
+    let a = run(greedy(prompt(20, 1), 12));
+    assert!(a.started);
+    assert_eq!(a.tokens.len(), 12);
+    assert_eq!(a.reason, FinishReason::Length);
+    assert_eq!(a.usage.completion_tokens, 12);
+    let mut r = greedy(prompt(20, 1), 12);
+    r.session_key = Some("other".into());
+    let b = run(r);
+    assert_eq!(a.tokens, b.tokens);
+}
+
+#[test]
+fn rewind_reuses_the_prefix_and_regenerates_identically() {
+    let key = Some("rewind".to_string());
+    let p = prompt(300, 2);
+    let mut r = greedy(p.clone(), 16);
+    r.session_key = key.clone();
+    let first = run(r);
+    assert_eq!(first.usage.cached_tokens, 0);
+    // Same prompt again on the same session: it has 315 tokens evaluated; the
+    // rewind restores the checkpoint at 256 and replays only 43 tokens.
+    let mut r = greedy(p.clone(), 16);
+    r.session_key = key.clone();
+    let again = run(r);
+    assert_eq!(again.tokens, first.tokens, "regenerate after rewind must equal the first run");
+    assert_eq!(again.usage.cached_tokens, 256);
+    assert_eq!(again.usage.replayed_tokens, 299 - 256);
+    assert!(again.usage.replayed_tokens < 128, "rewind re-evaluates a bounded tail");
+    // A continuation shares the whole first exchange: nothing replayed.
+    let mut cont = p.clone();
+    cont.extend_from_slice(&first.tokens[..15]);
+    cont.extend(prompt(5, 9));
+    let mut r = greedy(cont, 4);
+    r.session_key = key;
+    let c = run(r);
+    assert_eq!(c.usage.cached_tokens, 315);
+    assert_eq!(c.usage.replayed_tokens, 0);
+}
+
+#[test]
+fn concurrent_sessions_match_sequential_runs() {
+    let prompts: Vec<Vec<u32>> = (0..4).map(|s| prompt(30 + s as usize * 11, 100 + s)).collect();
+    let solo: Vec<Vec<u32>> = prompts.iter().map(|p| run(greedy(p.clone(), 10)).tokens).collect();
+    let handles: Vec<_> = prompts.iter().map(|p| std::thread::spawn({
+        let p = p.clone();
+        move || run(greedy(p, 10)).tokens
+    })).collect();
+    let together: Vec<Vec<u32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(solo, together);
+}
+
+#[test]
+fn stop_strings_limits_and_cancellation() {
+    let base = run(greedy(prompt(15, 3), 30));
+    // Pick a stop string from the generated text; generation must end before it.
+    let text = base.text.clone();
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() > 10 {
+        let stop: String = chars[6..9].iter().collect();
+        let mut r = greedy(prompt(15, 3), 30);
+        r.stop = vec![stop.clone()];
+        let s = run(r);
+        assert_eq!(s.reason, FinishReason::StopString(stop.clone()));
+        let cut = text.find(&stop).unwrap();
+        assert_eq!(s.text, text[..cut]);
+    }
+    let mut h = ENGINE.submit(greedy(prompt(2000, 4), 1000)).unwrap();
+    h.cancel();
+    let mut reason = None;
+    while let Some(ev) = h.next_blocking() {
+        if let TokenEvent::Finished { reason: r, .. } = ev {
+            reason = Some(r);
+        }
+    }
+    assert_eq!(reason, Some(FinishReason::Cancelled));
+}
+
+#[test]
+fn thinking_budget_forces_the_end_of_reasoning() {
+    let mut r = greedy(prompt(10, 5), 8);
+    r.thinking = Thinking { starts_in_reasoning: true, budget: Some(3) };
+    let mut h = ENGINE.submit(r).unwrap();
+    let mut forced_at = None;
+    let mut n = 0;
+    while let Some(ev) = h.next_blocking() {
+        if let TokenEvent::Token(s) = ev {
+            if s.forced {
+                forced_at.get_or_insert(n);
+                assert_eq!(s.id, ENGINE.tokenizer().special_id(dsv4_tokenizer::SpecialToken::ThinkEnd));
+            }
+            n += 1;
+        }
+    }
+    assert!(forced_at.is_some_and(|at| at <= 3), "</think> forced after at most 3 reasoning tokens");
+}
+
+#[test]
+fn invalid_requests_get_clear_errors() {
+    let mut h = ENGINE.submit(GenerationRequest::new(vec![])).unwrap();
+    assert!(matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("empty")));
+    let mut h = ENGINE.submit(GenerationRequest::new(vec![0; 5000])).unwrap();
+    assert!(matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("context")));
+    let mut r = GenerationRequest::new(vec![5]);
+    r.sampling.top_p = 2.0;
+    let mut h = ENGINE.submit(r).unwrap();
+    assert!(matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("top_p")));
+}
+

@@ -1,0 +1,265 @@
+//! The CPU backend: the quantized kernel table (runtime-selected SIMD), a
+//! dedicated thread pool, and the CPU implementation of every forward step.
+//!
+//! `exact` selects the verification path (f32 products from dequantized
+//! weights) instead of the fast path (activations quantized as ggml does).
+
+mod attention;
+mod linear;
+mod moe;
+
+use dsv4_quant::Kernels;
+
+use crate::backend::{Backend, RowMeta, SessionStateOps, Trace};
+use crate::error::{ModelError, Result};
+use crate::hc::{self, HcMix};
+use crate::kv::{KvFormat, SessionState};
+use crate::model::Model;
+use crate::numerics::{inv_rms, rms_norm};
+use crate::weights::{HcWeights, LayerWeights};
+
+
+/// Construction options of the CPU backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuOptions {
+    /// Worker threads (0: one per available core).
+    pub threads: usize,
+    /// Exact f32 products (verification) instead of quantized kernels.
+    pub exact: bool,
+    /// KV storage format of new sessions.
+    pub kv_format: KvFormat,
+    /// Raw rows kept beyond the window per session (cheap short rewinds).
+    pub raw_history: usize,
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions { threads: 0, exact: false, kv_format: KvFormat::Compact, raw_history: 0 }
+    }
+}
+
+/// The CPU backend.
+#[derive(Debug)]
+pub struct CpuBackend {
+    kernels: Kernels,
+    pool: rayon::ThreadPool,
+    threads: usize,
+    exact: bool,
+    kv_format: KvFormat,
+    raw_history: usize,
+}
+
+impl SessionStateOps for SessionState {
+    type Checkpoint = crate::kv::Checkpoint;
+    fn pos(&self) -> usize {
+        self.pos
+    }
+    fn checkpoint(&self, window: usize) -> Self::Checkpoint {
+        SessionState::checkpoint(self, window)
+    }
+    fn checkpoint_pos(cp: &Self::Checkpoint) -> usize {
+        cp.pos
+    }
+    fn checkpoint_bytes(cp: &Self::Checkpoint) -> usize {
+        cp.bytes()
+    }
+    fn restore(&mut self, cp: &Self::Checkpoint) -> Result<()> {
+        SessionState::restore(self, cp)
+    }
+    fn kv_bytes(&self) -> usize {
+        SessionState::kv_bytes(self) + self.frontier_bytes()
+    }
+    fn reset(&mut self) {
+        SessionState::reset(self)
+    }
+}
+
+impl CpuBackend {
+    /// A backend with the given kernel table.
+    pub fn new(kernels: Kernels, opts: CpuOptions) -> Result<CpuBackend> {
+        let threads = if opts.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            opts.threads
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("dsv4-cpu-{i}"))
+            .build()
+            .map_err(|e| ModelError::Batch(format!("cannot start {threads} worker threads: {e}")))?;
+        Ok(CpuBackend {
+            kernels,
+            pool,
+            threads,
+            exact: opts.exact,
+            kv_format: opts.kv_format,
+            raw_history: opts.raw_history,
+        })
+    }
+
+    /// The kernel table in use.
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
+    }
+
+    /// Worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Whether products run in exact f32.
+    pub fn exact(&self) -> bool {
+        self.exact
+    }
+
+    /// The KV format of new sessions.
+    pub fn kv_format(&self) -> KvFormat {
+        self.kv_format
+    }
+}
+
+impl Backend for CpuBackend {
+    type State = SessionState;
+
+    fn name(&self) -> String {
+        format!("cpu/{}{}", self.kernels.describe(), if self.exact { " exact" } else { "" })
+    }
+
+    fn new_state(&self, model: &Model) -> SessionState {
+        SessionState::new(&model.cfg, self.kv_format, self.raw_history)
+    }
+
+    fn embed(&self, model: &Model, tokens: &[u32], x: &mut [f32]) -> Result<()> {
+        let cfg = &model.cfg;
+        let (d, hc) = (cfg.n_embd, cfg.hc_mult);
+        let m = &model.weights.token_embd;
+        let bytes = model.bytes(m);
+        let rb = m.row_bytes();
+        for (i, &t) in tokens.iter().enumerate() {
+            let row = &mut x[i * hc * d..(i + 1) * hc * d];
+            let src = bytes.get(t as usize * rb..(t as usize + 1) * rb).ok_or(ModelError::TokenOutOfRange {
+                id: t,
+                row: i,
+                vocab: cfg.n_vocab,
+            })?;
+            self.kernels
+                .dequantize_row(m.ty, src, &mut row[..d])
+                .map_err(|e| ModelError::Kernel { tensor: m.name.clone(), reason: e.to_string() })?;
+            let (first, rest) = row.split_at_mut(d);
+            for s in rest.chunks_mut(d) {
+                s.copy_from_slice(first);
+            }
+        }
+        Ok(())
+    }
+
+    fn hc_pre(
+        &self,
+        model: &Model,
+        hcw: &HcWeights,
+        norm: &[f32],
+        x: &[f32],
+        n: usize,
+        a: &mut [f32],
+        post: &mut [f32],
+        comb: &mut [f32],
+    ) -> Result<()> {
+        let cfg = &model.cfg;
+        let (d, h) = (cfg.n_embd, cfg.hc_mult);
+        let mix = cfg.hc_mix_dim();
+        let mut mm = vec![0.0f32; n * mix];
+        self.pool.install(|| self.linear(model, &hcw.func, x, n, &mut mm))?;
+        let mut out = HcMix { pre: vec![0.0; h], post: vec![0.0; h], comb: vec![0.0; h * h] };
+        for i in 0..n {
+            let xi = &x[i * h * d..(i + 1) * h * d];
+            let s = inv_rms(xi, cfg.rms_eps);
+            let mi: Vec<f32> = mm[i * mix..(i + 1) * mix].iter().map(|v| v * s).collect();
+            hc::mix(&mi, &hcw.scale, &hcw.base, h, cfg.hc_sinkhorn_iters, cfg.hc_eps, &mut out);
+            let ai = &mut a[i * d..(i + 1) * d];
+            hc::collapse(xi, &out.pre, ai);
+            rms_norm(ai, norm, cfg.rms_eps);
+            post[i * h..(i + 1) * h].copy_from_slice(&out.post);
+            comb[i * h * h..(i + 1) * h * h].copy_from_slice(&out.comb);
+        }
+        Ok(())
+    }
+
+    fn hc_post(&self, model: &Model, x: &mut [f32], o: &[f32], post: &[f32], comb: &[f32], n: usize) -> Result<()> {
+        let cfg = &model.cfg;
+        let (d, h) = (cfg.n_embd, cfg.hc_mult);
+        let mut tmp = vec![0.0f32; h * d];
+        for i in 0..n {
+            let xi = &mut x[i * h * d..(i + 1) * h * d];
+            hc::expand(xi, &o[i * d..(i + 1) * d], &post[i * h..(i + 1) * h], &comb[i * h * h..(i + 1) * h * h], &mut tmp);
+            xi.copy_from_slice(&tmp);
+        }
+        Ok(())
+    }
+
+    fn attention(
+        &self,
+        model: &Model,
+        layer: usize,
+        lw: &LayerWeights,
+        a: &[f32],
+        rows: &[RowMeta],
+        states: &mut [&mut SessionState],
+        out: &mut [f32],
+        trace: Option<&mut Trace>,
+    ) -> Result<()> {
+        self.pool.install(|| attention::attention(self, model, layer, lw, a, rows, states, out, trace))
+    }
+
+    fn moe(
+        &self,
+        model: &Model,
+        layer: usize,
+        lw: &LayerWeights,
+        a: &[f32],
+        rows: &[RowMeta],
+        out: &mut [f32],
+        trace: Option<&mut Trace>,
+    ) -> Result<()> {
+        self.pool.install(|| moe::moe(self, model, layer, lw, a, rows, out, trace))
+    }
+
+    fn head(&self, model: &Model, x: &[f32], select: &[usize], logits: &mut [f32]) -> Result<()> {
+        let cfg = &model.cfg;
+        let (d, h) = (cfg.n_embd, cfg.hc_mult);
+        let w = &model.weights;
+        let n = select.len();
+        let mut xs = vec![0.0f32; n * h * d];
+        for (j, &i) in select.iter().enumerate() {
+            xs[j * h * d..(j + 1) * h * d].copy_from_slice(&x[i * h * d..(i + 1) * h * d]);
+        }
+        let mut mm = vec![0.0f32; n * h];
+        self.pool.install(|| self.linear(model, &w.hc_head.func, &xs, n, &mut mm))?;
+        let mut y = vec![0.0f32; n * d];
+        let mut pre = vec![0.0f32; h];
+        for j in 0..n {
+            let xj = &xs[j * h * d..(j + 1) * h * d];
+            let s = inv_rms(xj, cfg.rms_eps);
+            let mj: Vec<f32> = mm[j * h..(j + 1) * h].iter().map(|v| v * s).collect();
+            hc::head_pre(&mj, w.hc_head.scale[0], &w.hc_head.base, cfg.hc_eps, &mut pre);
+            let yj = &mut y[j * d..(j + 1) * d];
+            hc::collapse(xj, &pre, yj);
+            rms_norm(yj, &w.output_norm, cfg.rms_eps);
+        }
+        self.pool.install(|| self.linear(model, &w.output, &y, n, logits))
+    }
+
+    fn finish(&self, model: &Model, rows: &[RowMeta], states: &mut [&mut SessionState]) -> Result<()> {
+        for r in rows {
+            states[r.seq].pos = r.pos + 1;
+        }
+        let keep = model.cfg.window.saturating_sub(1);
+        for st in states.iter_mut() {
+            let from = st.pos.saturating_sub(keep + st.raw_history);
+            for l in &mut st.layers {
+                l.raw.forget_before(from, model.cfg.window);
+            }
+        }
+        Ok(())
+    }
+}
+

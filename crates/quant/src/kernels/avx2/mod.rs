@@ -1,0 +1,314 @@
+//! The AVX2 (+FMA +F16C) kernel set: table entries and the matmul drivers.
+//!
+//! Drivers walk weight rows in the outer loop and activation rows in tiles of
+//! up to four inside, so each weight block is fetched from memory once per
+//! call and then reused from L1 for every token tile; the Q8_K family unpacks
+//! a group of rows once into an L1/L2-resident scratch and runs all token
+//! tiles over it (see [`matmul_q8k`]). These drivers are also used by the
+//! AVX-512 set for the parts it does not widen.
+//!
+//! Every function here is `#[target_feature(enable = "avx2,fma,f16c")]`; the
+//! kernel table only stores them after checking those features.
+
+use std::arch::x86_64::_mm_prefetch;
+
+use crate::blocks::{
+    Bf16Elem, BlockIq2Xxs, BlockMxfp4, BlockQ2K, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, F16Elem,
+    F32Elem, QK_K, QuantBlock,
+};
+use crate::kernels::unpack::SbUnpacked;
+use crate::kernels::{CommonFns, DequantFn, FloatJob, MatmulFn, MatmulJob};
+use crate::out::OutCols;
+
+pub(crate) mod float;
+pub(crate) mod q8_0fam;
+pub(crate) mod q8k;
+pub(crate) mod q8k_fused;
+
+use float::{FLoad, LBf16, LF16, LF32};
+use q8_0fam::{Dec32, DecMxfp4, DecQ4_0, DecQ8_0};
+use q8k::{Avx2Unpack, Q8KTok, UnIq2Xxs, UnQ2K, UnQ4K, UnQ6K};
+
+/// A block type's AVX2 table entries.
+pub(crate) trait Avx2Block: QuantBlock {
+    /// Matmul entry.
+    const MATMUL: MatmulFn;
+    /// Row dequantization entry.
+    const DEQUANT: DequantFn;
+}
+
+macro_rules! q8_0_family {
+    ($($b:ty => $d:ty),*) => {$(
+        impl Avx2Block for $b {
+            const MATMUL: MatmulFn = matmul_q8_0::<$d>;
+            const DEQUANT: DequantFn = dequant_q8_0::<$d>;
+        }
+    )*};
+}
+q8_0_family!(BlockQ8_0 => DecQ8_0, BlockQ4_0 => DecQ4_0, BlockMxfp4 => DecMxfp4);
+
+macro_rules! q8k_family {
+    ($($b:ty => $u:ty),*) => {$(
+        impl Avx2Block for $b {
+            const MATMUL: MatmulFn = matmul_q8k::<$u>;
+            const DEQUANT: DequantFn = dequant_q8k::<$u>;
+        }
+    )*};
+}
+q8k_family!(BlockQ2K => UnQ2K, BlockQ4K => UnQ4K, BlockQ6K => UnQ6K, BlockIq2Xxs => UnIq2Xxs);
+
+macro_rules! float_family {
+    ($($b:ty => $l:ty),*) => {$(
+        impl Avx2Block for $b {
+            const MATMUL: MatmulFn = matmul_float_act::<$l>;
+            const DEQUANT: DequantFn = float::convert::<$l>;
+        }
+    )*};
+}
+float_family!(F32Elem => LF32, F16Elem => LF16, Bf16Elem => LBf16);
+
+/// The type-independent AVX2 entries.
+pub(crate) fn common() -> CommonFns {
+    CommonFns {
+        float_mm: [matmul_float::<LF32>, matmul_float::<LF16>, matmul_float::<LBf16>],
+        quant_act: [float::quantize_act; 3],
+        dot: float::dot,
+        axpy: float::axpy,
+        scale: float::scale,
+        f16: float::convert::<LF16>,
+        bf16: float::convert::<LBf16>,
+    }
+}
+
+/// Largest token tile.
+const TILE: usize = 4;
+
+/// Calls `f(t0, [t0 .. t0 + T])` for consecutive token tiles of `n` tokens
+/// with `T` = 4, 3, 2, 1 as needed (a macro so each arm gets a const `T`).
+macro_rules! for_token_tiles {
+    ($n:expr, |$t0:ident, $T:ident| $body:block) => {{
+        let n = $n;
+        let mut $t0 = 0;
+        while $t0 < n {
+            let left = n - $t0;
+            if left >= 4 {
+                const $T: usize = 4;
+                $body
+                $t0 += 4;
+            } else if left == 3 {
+                const $T: usize = 3;
+                $body
+                $t0 += 3;
+            } else if left == 2 {
+                const $T: usize = 2;
+                $body
+                $t0 += 2;
+            } else {
+                const $T: usize = 1;
+                $body
+                $t0 += 1;
+            }
+        }
+    }};
+}
+pub(crate) use for_token_tiles;
+
+/// Hints the next row into the cache while the current one is computed.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn prefetch_row(p: *const u8, bytes: usize) {
+    let mut off = 0;
+    while off < bytes.min(4096) {
+        // SAFETY: prefetches never fault; the address is inside the weights.
+        unsafe { _mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.add(off).cast()) };
+        off += 64;
+    }
+}
+
+/// Q8_0-family matmul.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    let n = job.act.n();
+    let (qs, stride, dplane, _) = job.act.planes();
+    let nb = job.k / 32;
+    let base = job.w.as_ptr();
+    for r in 0..job.nrows {
+        // SAFETY: row `r` lies inside the validated weights.
+        let row = unsafe { base.add(r * job.row_bytes) };
+        for_token_tiles!(n, |t0, T| {
+            let q: [*const i8; T] = std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
+            let d: [*const f32; T] = std::array::from_fn(|i| dplane[(t0 + i) * nb..].as_ptr());
+            // SAFETY: `nb` blocks per row; each token has `32 · nb` codes and
+            // `nb` scales.
+            let res = unsafe { q8_0fam::row_tile::<D, T>(row, nb, &q, &d) };
+            for (i, v) in res.into_iter().enumerate() {
+                out.row_mut(t0 + i)[r] = v;
+            }
+        });
+    }
+}
+
+/// Q8_0-family dequantization of whole blocks.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_q8_0<D: Dec32>(src: &[u8], dst: &mut [f32]) {
+    let nb = (src.len() / D::BYTES).min(dst.len() / 32);
+    // SAFETY: `nb` whole blocks are readable and `32 · nb` floats writable.
+    unsafe { q8_0fam::dequant::<D>(src.as_ptr(), nb, dst.as_mut_ptr()) }
+}
+
+/// Up to this many tokens the fused kernels decode each chunk once per token
+/// tile; beyond it, rows are unpacked once and shared by all tiles.
+const FUSED_MAX: usize = 8;
+
+/// Rows unpacked together before the token loop (when there is more than one
+/// token tile): their scratch stays in L2 while every tile streams over it.
+const ROW_GROUP: usize = 4;
+
+/// Q8_K-family matmul: unpack a group of rows, then run all token tiles.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    let n = job.act.n();
+    let nsb = job.k / QK_K;
+    let toks = q8k_tokens(job);
+    let base = job.w.as_ptr();
+    if n <= FUSED_MAX {
+        for r in 0..job.nrows {
+            // SAFETY: row `r` lies inside the validated weights.
+            let row = unsafe { base.add(r * job.row_bytes) };
+            for_token_tiles!(n, |t0, T| {
+                let tk: [Q8KTok; T] = std::array::from_fn(|i| toks[t0 + i]);
+                // SAFETY: `nsb` super-blocks per row and per token.
+                let res = unsafe { U::fused::<T>(row, nsb, &tk) };
+                for (j, v) in res.into_iter().enumerate() {
+                    out.row_mut(t0 + j)[r] = v;
+                }
+            });
+        }
+        return;
+    }
+    let group = ROW_GROUP;
+    let mut scratch = vec![bytemuck::Zeroable::zeroed(); group * nsb];
+    let mut r0 = 0;
+    while r0 < job.nrows {
+        let g = group.min(job.nrows - r0);
+        for i in 0..g {
+            // SAFETY: row `r0 + i` lies inside the validated weights and holds
+            // `nsb` super-blocks of `U::BYTES`.
+            unsafe {
+                let row = base.add((r0 + i) * job.row_bytes);
+                if r0 + i + 1 < job.nrows {
+                    prefetch_row(row.add(job.row_bytes), job.row_bytes);
+                }
+                unpack_row::<U>(row, &mut scratch[i * nsb..(i + 1) * nsb]);
+            }
+        }
+        for_token_tiles!(n, |t0, T| {
+            let tk: [Q8KTok; T] = std::array::from_fn(|i| toks[t0 + i]);
+            for i in 0..g {
+                let sbs = &scratch[i * nsb..(i + 1) * nsb];
+                // SAFETY: every token has `nsb` super-blocks of activations.
+                let res = unsafe { dot_tile::<U, T>(sbs, &tk) };
+                for (j, v) in res.into_iter().enumerate() {
+                    out.row_mut(t0 + j)[r0 + i] = v;
+                }
+            }
+        });
+        r0 += g;
+    }
+}
+
+/// [`q8k::dot_tile`] with the type's min/bias flags (a `match` on constants,
+/// folded away after monomorphization).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_tile<U: Avx2Unpack, const T: usize>(sbs: &[SbUnpacked], tk: &[Q8KTok; T]) -> [f32; T] {
+    // SAFETY: forwarded contract.
+    unsafe {
+        match (U::MIN, U::BIAS) {
+            (true, true) => q8k::dot_tile::<T, true, true>(sbs, tk),
+            (true, false) => q8k::dot_tile::<T, true, false>(sbs, tk),
+            (false, true) => q8k::dot_tile::<T, false, true>(sbs, tk),
+            (false, false) => q8k::dot_tile::<T, false, false>(sbs, tk),
+        }
+    }
+}
+
+/// Activation pointers of every token of a Q8_K job.
+pub(crate) fn q8k_tokens(job: &MatmulJob<'_>) -> Vec<Q8KTok> {
+    let (qs, stride, d, bs) = job.act.planes();
+    let (nsb, n16) = (job.k / QK_K, job.k / 16);
+    (0..job.act.n())
+        .map(|t| Q8KTok {
+            qs: qs[t * stride..].as_ptr().cast(),
+            d: d[t * nsb..].as_ptr(),
+            bs: bs[t * n16..].as_ptr(),
+        })
+        .collect()
+}
+
+/// Unpacks one row of super-blocks.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn unpack_row<U: Avx2Unpack>(row: *const u8, out: &mut [SbUnpacked]) {
+    for (i, s) in out.iter_mut().enumerate() {
+        // SAFETY: super-block `i` of the row is readable.
+        unsafe { U::unpack(row.add(i * U::BYTES), s) };
+    }
+}
+
+/// Q8_K-family dequantization of whole super-blocks (unpack, then convert).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant_q8k<U: Avx2Unpack>(src: &[u8], dst: &mut [f32]) {
+    let nsb = (src.len() / U::BYTES).min(dst.len() / QK_K);
+    let mut s: SbUnpacked = bytemuck::Zeroable::zeroed();
+    for i in 0..nsb {
+        // SAFETY: super-block `i` is readable and its 256 outputs writable.
+        unsafe {
+            U::unpack(src.as_ptr().add(i * U::BYTES), &mut s);
+            let dst = dst.as_mut_ptr().add(i * QK_K);
+            if U::MIN {
+                q8k::dequant_unpacked::<true>(&s, dst);
+            } else {
+                q8k::dequant_unpacked::<false>(&s, dst);
+            }
+        }
+    }
+}
+
+/// Float-weight matmul over f32 activations `job.x`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCols<'_>) {
+    let base = job.w.as_ptr();
+    for r in 0..job.nrows {
+        // SAFETY: row `r` lies inside the validated weights.
+        let row = unsafe { base.add(r * job.row_bytes) };
+        for_token_tiles!(job.n, |t0, T| {
+            let xs: [*const f32; T] =
+                std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());
+            // SAFETY: `k` elements per row and per activation row.
+            let res = unsafe { float::row_tile::<L, T>(row, job.k, &xs) };
+            for (i, v) in res.into_iter().enumerate() {
+                out.row_mut(t0 + i)[r] = v;
+            }
+        });
+    }
+}
+
+/// Float-weight matmul with activations from an F32 [`crate::ActBuf`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn matmul_float_act<L: FLoad>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    let (bytes, stride, _, _) = job.act.planes();
+    let x: &[f32] = bytemuck::cast_slice(bytes);
+    let fj = FloatJob {
+        w: job.w,
+        row_bytes: job.row_bytes,
+        nrows: job.nrows,
+        k: job.k,
+        x,
+        x_stride: stride / 4,
+        n: job.act.n(),
+    };
+    // SAFETY: same CPU features; the F32 buffer holds `n` rows of `k` floats
+    // at stride `stride / 4`.
+    unsafe { matmul_float::<L>(&fj, out) }
+}

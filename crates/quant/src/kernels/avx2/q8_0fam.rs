@@ -1,0 +1,188 @@
+//! AVX2 kernels for the 32-element types paired with Q8_0 activations: Q8_0,
+//! Q4_0 and MXFP4.
+//!
+//! Each weight block is decoded once into 32 signed bytes plus an f32 scale
+//! ([`Dec32`]) and multiplied with up to four activation rows while it is in
+//! registers. The integer product uses ggml's sign trick
+//! (`maddubs(|w|, sign(a, w))`, see `ggml-cpu/arch/x86/quants.c` at llama.cpp
+//! `0c1e57098`): exact i32 block sums, which are then converted and scaled by
+//! `d_w · d_a` in f32. Only the float accumulation order differs from the
+//! scalar reference.
+//!
+//! Safety contract of every `unsafe fn` here: the CPU supports AVX2, FMA and
+//! F16C (guaranteed by the kernel table), and the pointers/lengths describe
+//! validated rows (`nb` whole blocks, activations of `32 · nb` codes and `nb`
+//! scales).
+
+use std::arch::x86_64::*;
+
+use crate::tables::{KVALUES_MXFP4, e8m0_to_f32_half};
+
+/// A 32-element weight block that decodes to i8 values and an f32 scale.
+pub(crate) trait Dec32 {
+    /// Bytes per block.
+    const BYTES: usize;
+    /// Decodes the block at `p` (`BYTES` readable bytes).
+    unsafe fn load(p: *const u8) -> (__m256i, f32);
+}
+
+/// Reads a little-endian f16 at `p` (2 readable bytes) as f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn f16_at(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees two readable bytes at `p`.
+    let bits = unsafe { p.cast::<u16>().read_unaligned() };
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(bits))))
+}
+
+/// Splits 16 bytes of nibbles into 32 bytes: low nibbles first, then high.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn nibbles(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 16 readable bytes at `p`.
+    let q = unsafe { _mm_loadu_si128(p.cast()) };
+    let m4 = _mm_set1_epi8(0x0F);
+    let lo = _mm_and_si128(q, m4);
+    let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), m4);
+    _mm256_set_m128i(hi, lo)
+}
+
+/// Q8_0 weights.
+pub(crate) struct DecQ8_0;
+/// Q4_0 weights.
+pub(crate) struct DecQ4_0;
+/// MXFP4 weights.
+pub(crate) struct DecMxfp4;
+
+impl Dec32 for DecQ8_0 {
+    const BYTES: usize = 34;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load(p: *const u8) -> (__m256i, f32) {
+        // SAFETY: a Q8_0 block is 34 bytes: f16 scale, then 32 codes.
+        unsafe { (_mm256_loadu_si256(p.add(2).cast()), f16_at(p)) }
+    }
+}
+
+impl Dec32 for DecQ4_0 {
+    const BYTES: usize = 18;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load(p: *const u8) -> (__m256i, f32) {
+        // SAFETY: a Q4_0 block is 18 bytes: f16 scale, then 16 nibble bytes.
+        unsafe { (_mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)), f16_at(p)) }
+    }
+}
+
+impl Dec32 for DecMxfp4 {
+    const BYTES: usize = 17;
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn load(p: *const u8) -> (__m256i, f32) {
+        // SAFETY: the table is 16 bytes; an MXFP4 block is 17 bytes: the
+        // exponent, then 16 nibble bytes.
+        unsafe {
+            let table = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast()));
+            (_mm256_shuffle_epi8(table, nibbles(p.add(1))), e8m0_to_f32_half(*p))
+        }
+    }
+}
+
+/// Horizontal sum of eight floats.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// `Σ_j |w_j| · sign(a_j, w_j)` per 4-byte group as 8 i32 lanes converted to f32.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot32(aw: __m256i, w: __m256i, a: __m256i) -> __m256 {
+    let p = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(a, w));
+    _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1)))
+}
+
+/// One weight row (`nb` blocks at `row`) against `T` activation rows (`qs[t]`:
+/// `32 · nb` codes, `ds[t]`: `nb` scales).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn row_tile<D: Dec32, const T: usize>(
+    row: *const u8,
+    nb: usize,
+    qs: &[*const i8; T],
+    ds: &[*const f32; T],
+) -> [f32; T] {
+    let mut acc = [_mm256_setzero_ps(); T];
+    if T == 1 {
+        // Two independent accumulators hide the FMA latency at n = 1.
+        let mut acc1 = _mm256_setzero_ps();
+        let mut b = 0;
+        while b + 2 <= nb {
+            // SAFETY: blocks `b`, `b + 1` and their activations are in bounds.
+            unsafe {
+                let (w0, d0) = D::load(row.add(b * D::BYTES));
+                let (w1, d1) = D::load(row.add((b + 1) * D::BYTES));
+                let a0 = _mm256_loadu_si256(qs[0].add(32 * b).cast());
+                let a1 = _mm256_loadu_si256(qs[0].add(32 * b + 32).cast());
+                let s0 = _mm256_set1_ps(d0 * *ds[0].add(b));
+                let s1 = _mm256_set1_ps(d1 * *ds[0].add(b + 1));
+                acc[0] = _mm256_fmadd_ps(dot32(_mm256_sign_epi8(w0, w0), w0, a0), s0, acc[0]);
+                acc1 = _mm256_fmadd_ps(dot32(_mm256_sign_epi8(w1, w1), w1, a1), s1, acc1);
+            }
+            b += 2;
+        }
+        if b < nb {
+            // SAFETY: block `b` and its activations are in bounds.
+            unsafe {
+                let (w, d) = D::load(row.add(b * D::BYTES));
+                let a = _mm256_loadu_si256(qs[0].add(32 * b).cast());
+                let s = _mm256_set1_ps(d * *ds[0].add(b));
+                acc[0] = _mm256_fmadd_ps(dot32(_mm256_sign_epi8(w, w), w, a), s, acc[0]);
+            }
+        }
+        acc[0] = _mm256_add_ps(acc[0], acc1);
+    } else {
+        for b in 0..nb {
+            // SAFETY: block `b` and the activations of every token are in bounds.
+            unsafe {
+                let (w, d) = D::load(row.add(b * D::BYTES));
+                let aw = _mm256_sign_epi8(w, w);
+                let bw = _mm256_set1_ps(d);
+                for t in 0..T {
+                    let a = _mm256_loadu_si256(qs[t].add(32 * b).cast());
+                    let s = _mm256_mul_ps(bw, _mm256_broadcast_ss(&*ds[t].add(b)));
+                    acc[t] = _mm256_fmadd_ps(dot32(aw, w, a), s, acc[t]);
+                }
+            }
+        }
+    }
+    let mut out = [0.0f32; T];
+    for t in 0..T {
+        out[t] = hsum_ps(acc[t]);
+    }
+    out
+}
+
+/// Dequantizes `nb` blocks at `src` into `dst` (`32 · nb` floats):
+/// `float(w) · d`, bit-identical to the scalar reference.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn dequant<D: Dec32>(src: *const u8, nb: usize, dst: *mut f32) {
+    for b in 0..nb {
+        // SAFETY: block `b` is readable and its 32 outputs writable.
+        unsafe {
+            let (w, d) = D::load(src.add(b * D::BYTES));
+            let dv = _mm256_set1_ps(d);
+            let lo = _mm256_castsi256_si128(w);
+            let hi = _mm256_extracti128_si256::<1>(w);
+            let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+            for (i, p) in parts.into_iter().enumerate() {
+                let f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(p));
+                _mm256_storeu_ps(dst.add(32 * b + 8 * i), _mm256_mul_ps(f, dv));
+            }
+        }
+    }
+}

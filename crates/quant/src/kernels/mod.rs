@@ -1,0 +1,543 @@
+//! The kernel table: instruction-set selection once, at startup, and the
+//! validated public entry points the model calls.
+//!
+//! [`Kernels`] is a small `Copy` struct of function pointers, filled for one
+//! [`Isa`] by [`Kernels::detect`] (best available) or [`Kernels::with_isa`]
+//! (forced; an error if the CPU lacks it). Every public method validates its
+//! arguments once and then calls through the table; the kernels behind it
+//! assume validated shapes. SIMD entries are `#[target_feature]` functions,
+//! stored as `unsafe fn` pointers: the only proof that calling them is sound is
+//! that the table was built for an ISA the CPU reported, which is what the
+//! constructors check. No `target-cpu=native` is needed or used.
+//!
+//! Per-type entries come from [`with_block!`]: the runtime type picks a block
+//! type once, and each ISA module supplies that type's entries through its
+//! `*Block` trait (generic code underneath).
+
+use std::fmt;
+use std::ops::Range;
+
+use dsv4_gguf::GgmlType;
+
+use crate::act::{ActBuf, ActType, act_type_for};
+use crate::blocks::{WEIGHT_TYPES, slot_of, with_block};
+use crate::error::QuantError;
+use crate::out::OutCols;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx2;
+#[cfg(any())]
+mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod unpack;
+
+/// An instruction set the kernels can target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable scalar code (the reference).
+    Scalar,
+    /// x86-64 AVX2 + FMA + F16C.
+    Avx2,
+    /// x86-64 AVX-512 F/BW/VL (plus VNNI where the CPU has it), with AVX2/FMA/F16C.
+    Avx512,
+    /// AArch64 Advanced SIMD.
+    Neon,
+}
+
+impl Isa {
+    /// Every ISA, best first.
+    pub const ALL: [Isa; 4] = [Isa::Avx512, Isa::Avx2, Isa::Neon, Isa::Scalar];
+
+    /// Lower-case name (`"avx2"`), as accepted by [`Isa::from_name`].
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parses a name written by [`Isa::name`] (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Whether this CPU can run the ISA's kernels.
+    pub fn is_available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => x86_has_avx2(),
+            Isa::Avx512 => x86_has_avx512(),
+            Isa::Neon => arm_has_neon(),
+        }
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn x86_has_avx2() -> bool {
+    is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn x86_has_avx512() -> bool {
+    x86_has_avx2()
+        && is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512vl")
+}
+
+#[cfg(target_arch = "x86_64")]
+fn x86_has_vnni() -> bool {
+    is_x86_feature_detected!("avx512vnni")
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_has_avx2() -> bool {
+    false
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn x86_has_avx512() -> bool {
+    false
+}
+
+#[cfg(target_arch = "aarch64")]
+fn arm_has_neon() -> bool {
+    std::arch::is_aarch64_feature_detected!("neon")
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn arm_has_neon() -> bool {
+    false
+}
+
+/// A validated matmul over `nrows` weight rows (`w` holds exactly those rows).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MatmulJob<'a> {
+    /// Row-major weight bytes of the rows to compute.
+    pub w: &'a [u8],
+    /// Bytes per row.
+    pub row_bytes: usize,
+    /// Rows to compute.
+    pub nrows: usize,
+    /// Elements per row.
+    pub k: usize,
+    /// Activations, in the weight type's format, `k` per row.
+    pub act: &'a ActBuf,
+}
+
+/// A validated float-weight matmul with f32 activations `x: [n, x_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FloatJob<'a> {
+    /// Row-major weight bytes (F32, F16 or BF16) of the rows to compute.
+    pub w: &'a [u8],
+    /// Bytes per row.
+    pub row_bytes: usize,
+    /// Rows to compute.
+    pub nrows: usize,
+    /// Elements per row.
+    pub k: usize,
+    /// Activations.
+    pub x: &'a [f32],
+    /// Floats between consecutive activation rows.
+    pub x_stride: usize,
+    /// Activation rows.
+    pub n: usize,
+}
+
+pub(crate) type MatmulFn = unsafe fn(&MatmulJob<'_>, &mut OutCols<'_>);
+pub(crate) type DequantFn = unsafe fn(&[u8], &mut [f32]);
+pub(crate) type FloatMmFn = unsafe fn(&FloatJob<'_>, &mut OutCols<'_>);
+pub(crate) type QuantActFn = unsafe fn(&[f32], &mut ActBuf);
+pub(crate) type DotFn = unsafe fn(&[f32], &[f32]) -> f32;
+pub(crate) type AxpyFn = unsafe fn(f32, &[f32], &mut [f32]);
+pub(crate) type ScaleFn = unsafe fn(f32, &mut [f32]);
+pub(crate) type CvtFn = unsafe fn(&[u8], &mut [f32]);
+
+const NSLOT: usize = WEIGHT_TYPES.len();
+
+/// Entries of one ISA that do not depend on the weight type.
+#[derive(Clone, Copy)]
+pub(crate) struct CommonFns {
+    /// F32 / F16 / BF16 weights × f32 activations.
+    pub float_mm: [FloatMmFn; 3],
+    /// Activation quantizers for F32 (copy), Q8_0, Q8_K.
+    pub quant_act: [QuantActFn; 3],
+    pub dot: DotFn,
+    pub axpy: AxpyFn,
+    pub scale: ScaleFn,
+    pub f16: CvtFn,
+    pub bf16: CvtFn,
+}
+
+/// Index of a float weight type in [`CommonFns::float_mm`].
+fn float_index(ty: GgmlType) -> Option<usize> {
+    match ty {
+        GgmlType::F32 => Some(0),
+        GgmlType::F16 => Some(1),
+        GgmlType::BF16 => Some(2),
+        _ => None,
+    }
+}
+
+fn act_index(act: ActType) -> usize {
+    match act {
+        ActType::F32 => 0,
+        ActType::Q8_0 => 1,
+        ActType::Q8_K => 2,
+    }
+}
+
+fn scalar_common() -> CommonFns {
+    use crate::blocks::{Bf16Elem, F16Elem, F32Elem};
+    CommonFns {
+        float_mm: [
+            scalar::float_matmul::<F32Elem>,
+            scalar::float_matmul::<F16Elem>,
+            scalar::float_matmul::<Bf16Elem>,
+        ],
+        quant_act: [scalar::quantize_act; 3],
+        dot: scalar::dot,
+        axpy: scalar::axpy,
+        scale: scalar::scale,
+        f16: scalar::f16_to_f32,
+        bf16: scalar::bf16_to_f32,
+    }
+}
+
+/// The (matmul, dequantize) entries of `ty` for `isa`. `isa` must be compiled
+/// for this target (callers only pass available ISAs).
+fn slot_entries(isa: Isa, vnni: bool, ty: GgmlType) -> (MatmulFn, DequantFn) {
+    let _ = vnni;
+    let scalar_f32: (MatmulFn, DequantFn) =
+        (scalar::matmul::<crate::blocks::F32Elem>, scalar::dequant::<crate::blocks::F32Elem>);
+    with_block!(ty, B => match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (<B as avx2::Avx2Block>::MATMUL, <B as avx2::Avx2Block>::DEQUANT),
+        #[cfg(any())]
+        Isa::Avx512 => (avx512::matmul_entry::<B>(vnni), <B as avx512::Avx512Block>::DEQUANT),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => (<B as neon::NeonBlock>::MATMUL, <B as neon::NeonBlock>::DEQUANT),
+        _ => (scalar::matmul::<B> as MatmulFn, scalar::dequant::<B> as DequantFn),
+    }, _ => scalar_f32)
+}
+
+/// The kernel table for one instruction set (see the module docs).
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    isa: Isa,
+    vnni: bool,
+    matmul: [MatmulFn; NSLOT],
+    dequant: [DequantFn; NSLOT],
+    common: CommonFns,
+}
+
+impl fmt::Debug for Kernels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kernels").field("isa", &self.isa).field("vnni", &self.vnni).finish()
+    }
+}
+
+// Calling through the table is calling `#[target_feature]` functions.
+#[allow(unsafe_code)]
+impl Kernels {
+    /// The best instruction set this CPU supports.
+    pub fn detect() -> Kernels {
+        let isa = Isa::ALL.into_iter().find(|i| i.is_available()).unwrap_or(Isa::Scalar);
+        Self::build(isa)
+    }
+
+    /// The table for `isa`, or an error naming what is available if the CPU
+    /// lacks it.
+    pub fn with_isa(isa: Isa) -> Result<Kernels, QuantError> {
+        if !isa.is_available() {
+            let available =
+                Self::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+            return Err(QuantError::IsaUnavailable { isa, available });
+        }
+        Ok(Self::build(isa))
+    }
+
+    /// The instruction sets this CPU supports, best first.
+    pub fn available() -> Vec<Isa> {
+        Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
+    }
+
+    fn build(isa: Isa) -> Kernels {
+        #[cfg(target_arch = "x86_64")]
+        let vnni = isa == Isa::Avx512 && x86_has_vnni();
+        #[cfg(not(target_arch = "x86_64"))]
+        let vnni = false;
+        let mut matmul = [scalar::matmul::<crate::blocks::F32Elem> as MatmulFn; NSLOT];
+        let mut dequant = [scalar::dequant::<crate::blocks::F32Elem> as DequantFn; NSLOT];
+        for (i, &ty) in WEIGHT_TYPES.iter().enumerate() {
+            (matmul[i], dequant[i]) = slot_entries(isa, vnni, ty);
+        }
+        let common = match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => avx2::common(),
+            #[cfg(any())]
+            Isa::Avx512 => avx512::common(),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => neon::common(),
+            _ => scalar_common(),
+        };
+        Kernels { isa, vnni, matmul, dequant, common }
+    }
+
+    /// The instruction set of this table.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// A one-line description for logs and `--kernels` listings, e.g.
+    /// `"avx512 (+vnni)"`.
+    pub fn describe(&self) -> String {
+        if self.vnni { format!("{} (+vnni)", self.isa) } else { self.isa.to_string() }
+    }
+
+    /// Quantizes `x: [n, k]` (row-major) into `out` in format `act`. The
+    /// buffer's allocation is reused when large enough.
+    pub fn quantize_act(
+        &self,
+        act: ActType,
+        x: &[f32],
+        n: usize,
+        k: usize,
+        out: &mut ActBuf,
+    ) -> Result<(), QuantError> {
+        let block = act.block_elems();
+        if k == 0 || k % block != 0 {
+            let ty = match act {
+                ActType::F32 => GgmlType::F32,
+                ActType::Q8_0 => GgmlType::Q8_0,
+                ActType::Q8_K => GgmlType::Q8_K,
+            };
+            return Err(QuantError::RowNotBlockAligned { ty, k, block });
+        }
+        check_len("activations x", n.saturating_mul(k), x.len(), "floats")?;
+        out.prepare(act, n, k);
+        // SAFETY: the table was built for an ISA this CPU supports; `out` was
+        // prepared for `n` rows of `k` in format `act`, and `x` holds `n · k`.
+        unsafe { (self.common.quant_act[act_index(act)])(x, out) };
+        Ok(())
+    }
+
+    /// `out[t, r − rows.start] = dot(W[r, :], act[t, :])` for every activation
+    /// row `t` and weight row `r` in `rows`.
+    ///
+    /// `w` is the whole row-major weight matrix of type `ty` (row stride
+    /// `ty.row_bytes(k)`); `act` must hold `act_type_for(ty)` rows of length
+    /// `k`; `out` must be a window of `act.n()` rows and `rows.len()` columns.
+    /// Each weight block is read from memory once per call and used for all
+    /// activation rows. Threads may run disjoint row ranges into disjoint
+    /// windows of one output (see [`OutCols::split_even`]).
+    pub fn matmul(
+        &self,
+        ty: GgmlType,
+        w: &[u8],
+        k: usize,
+        rows: Range<usize>,
+        act: &ActBuf,
+        out: &mut OutCols<'_>,
+    ) -> Result<(), QuantError> {
+        let slot = slot_of(ty)?;
+        let expected = act_type_for(ty)?;
+        let (w, row_bytes) = check_weights(ty, w, k, &rows)?;
+        if act.act_type() != expected || act.k() != k {
+            return Err(QuantError::ActMismatch {
+                ty,
+                k,
+                expected,
+                got: act.act_type(),
+                got_k: act.k(),
+            });
+        }
+        check_out(act.n(), rows.len(), out)?;
+        if act.n() == 0 || rows.is_empty() {
+            return Ok(());
+        }
+        let job = MatmulJob { w, row_bytes, nrows: rows.len(), k, act };
+        // SAFETY: ISA availability was checked when the table was built; the
+        // job's shapes were validated above (weights hold `nrows` rows of
+        // `row_bytes`, activations are `n × k` in the paired format, the output
+        // window is `n × nrows`).
+        unsafe { (self.matmul[slot])(&job, out) };
+        Ok(())
+    }
+
+    /// The same product as [`Kernels::matmul`] computed in f32 from
+    /// dequantized weights and unquantized activations `x: [n, k]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_f32(
+        &self,
+        ty: GgmlType,
+        w: &[u8],
+        k: usize,
+        rows: Range<usize>,
+        x: &[f32],
+        n: usize,
+        out: &mut OutCols<'_>,
+    ) -> Result<(), QuantError> {
+        let slot = slot_of(ty)?;
+        let (w, row_bytes) = check_weights(ty, w, k, &rows)?;
+        check_len("activations x", n.saturating_mul(k), x.len(), "floats")?;
+        check_out(n, rows.len(), out)?;
+        if n == 0 || rows.is_empty() {
+            return Ok(());
+        }
+        let nrows = rows.len();
+        if let Some(fi) = float_index(ty) {
+            let job = FloatJob { w, row_bytes, nrows, k, x, x_stride: k, n };
+            // SAFETY: ISA checked at construction; shapes validated above.
+            unsafe { (self.common.float_mm[fi])(&job, out) };
+            return Ok(());
+        }
+        // Dequantize a few rows at a time into f32 and run the F32 kernel.
+        const CHUNK: usize = 8;
+        let mut scratch = vec![0.0f32; CHUNK.min(nrows) * k];
+        for r0 in (0..nrows).step_by(CHUNK) {
+            let rb = CHUNK.min(nrows - r0);
+            for i in 0..rb {
+                let src = &w[(r0 + i) * row_bytes..(r0 + i + 1) * row_bytes];
+                // SAFETY: ISA checked at construction; `src` is one whole row
+                // of `ty` and the destination holds its `k` values.
+                unsafe { (self.dequant[slot])(src, &mut scratch[i * k..(i + 1) * k]) };
+            }
+            let job = FloatJob {
+                w: bytemuck::cast_slice(&scratch[..rb * k]),
+                row_bytes: 4 * k,
+                nrows: rb,
+                k,
+                x,
+                x_stride: k,
+                n,
+            };
+            let mut sub = out.sub_window(r0, rb);
+            // SAFETY: as above; the scratch holds `rb` F32 rows of `k`.
+            unsafe { (self.common.float_mm[0])(&job, &mut sub) };
+        }
+        Ok(())
+    }
+
+    /// Dequantizes one row (or any whole number of blocks) of type `ty` into
+    /// `dst` (`dst.len()` elements). I32 rows are converted value by value.
+    pub fn dequantize_row(
+        &self,
+        ty: GgmlType,
+        src: &[u8],
+        dst: &mut [f32],
+    ) -> Result<(), QuantError> {
+        if ty == GgmlType::I32 {
+            check_len("I32 row bytes", dst.len() * 4, src.len(), "bytes")?;
+            for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
+                *d = i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32;
+            }
+            return Ok(());
+        }
+        let slot = slot_of(ty)?;
+        let block = ty.block_elems() as usize;
+        if dst.len() % block != 0 {
+            return Err(QuantError::RowNotBlockAligned { ty, k: dst.len(), block });
+        }
+        let bytes = dst.len() / block * ty.block_bytes() as usize;
+        check_len("quantized row bytes", bytes, src.len(), "bytes")?;
+        // SAFETY: ISA checked at construction; `src` holds exactly the blocks
+        // whose values fill `dst`.
+        unsafe { (self.dequant[slot])(src, dst) };
+        Ok(())
+    }
+
+    /// `Σ a_i · b_i` over the common length (callers pass equal lengths).
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        debug_assert_eq!(a.len(), b.len());
+        let n = a.len().min(b.len());
+        // SAFETY: ISA checked at construction; equal-length slices.
+        unsafe { (self.common.dot)(&a[..n], &b[..n]) }
+    }
+
+    /// `y[i] += a · x[i]` over the common length.
+    pub fn axpy(&self, a: f32, x: &[f32], y: &mut [f32]) {
+        debug_assert_eq!(x.len(), y.len());
+        let n = x.len().min(y.len());
+        // SAFETY: ISA checked at construction; equal-length slices.
+        unsafe { (self.common.axpy)(a, &x[..n], &mut y[..n]) }
+    }
+
+    /// `x[i] *= a`.
+    pub fn scale(&self, a: f32, x: &mut [f32]) {
+        // SAFETY: ISA checked at construction.
+        unsafe { (self.common.scale)(a, x) }
+    }
+
+    /// Converts little-endian IEEE half bytes (`2 · dst.len()`) to f32.
+    pub fn f16_to_f32(&self, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+        check_len("F16 bytes", dst.len() * 2, src.len(), "bytes")?;
+        // SAFETY: ISA checked at construction; lengths checked above.
+        unsafe { (self.common.f16)(src, dst) };
+        Ok(())
+    }
+
+    /// Converts little-endian bfloat16 bytes (`2 · dst.len()`) to f32.
+    pub fn bf16_to_f32(&self, src: &[u8], dst: &mut [f32]) -> Result<(), QuantError> {
+        check_len("BF16 bytes", dst.len() * 2, src.len(), "bytes")?;
+        // SAFETY: ISA checked at construction; lengths checked above.
+        unsafe { (self.common.bf16)(src, dst) };
+        Ok(())
+    }
+}
+
+fn check_len(what: &'static str, expected: usize, got: usize, unit: &'static str) -> Result<(), QuantError> {
+    if expected != got {
+        return Err(QuantError::BadLength { what, expected, got, unit });
+    }
+    Ok(())
+}
+
+/// Validates a weight matrix and row range; returns the bytes of those rows
+/// and the row stride.
+fn check_weights<'w>(
+    ty: GgmlType,
+    w: &'w [u8],
+    k: usize,
+    rows: &Range<usize>,
+) -> Result<(&'w [u8], usize), QuantError> {
+    let block = ty.block_elems() as usize;
+    if k == 0 || k % block != 0 {
+        return Err(QuantError::RowNotBlockAligned { ty, k, block });
+    }
+    let row_bytes = k / block * ty.block_bytes() as usize;
+    if w.len() % row_bytes != 0 {
+        return Err(QuantError::BadLength {
+            what: "weight matrix (must be whole rows)",
+            expected: w.len() / row_bytes * row_bytes,
+            got: w.len(),
+            unit: "bytes",
+        });
+    }
+    let total = w.len() / row_bytes;
+    if rows.start > rows.end || rows.end > total {
+        return Err(QuantError::RowsOutOfRange { start: rows.start, end: rows.end, rows: total });
+    }
+    Ok((&w[rows.start * row_bytes..rows.end * row_bytes], row_bytes))
+}
+
+fn check_out(n: usize, cols: usize, out: &OutCols<'_>) -> Result<(), QuantError> {
+    if out.n() != n || out.cols() != cols {
+        return Err(QuantError::OutMismatch { n, cols, out_n: out.n(), out_cols: out.cols() });
+    }
+    Ok(())
+}

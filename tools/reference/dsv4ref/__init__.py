@@ -1,0 +1,1 @@
+"""Independent reference generator for dsv4's DeepSeek V4 forward pass (see ../README.md)."""
