@@ -12,4 +12,6 @@ if ! cmp -s "$here/requirements.txt" "$venv/.requirements.installed"; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
     cp "$here/requirements.txt" "$venv/.requirements.installed"
 fi
+# Fixed hash seed: set iteration order (e.g. in encoder error messages) is then stable.
+export PYTHONHASHSEED=0
 exec "$venv/bin/python" "$@"

@@ -202,7 +202,6 @@ pub fn preset_config(p: Preset, n_vocab: usize, layers: Option<usize>, experts: 
             c.context_length = 65536;
             c.layers = vec![c.layers[0], c.layers[2], c.layers[3], c.layers[4]];
             c.layers[2].hash_routed = false;
-            c.layers[2].ratio = 16;
             c.layers[1].hash_routed = true;
         }
     }

@@ -73,7 +73,7 @@ pub struct Q8KRow<'a> {
 /// One cache line; the unit of the buffer's allocation (gives 64-byte alignment).
 #[repr(C, align(64))]
 #[derive(Clone, Copy, Pod, Zeroable)]
-pub(crate) struct Line([u8; 64]);
+pub(crate) struct Line(pub(crate) [u8; 64]);
 
 /// Quantized (or copied) activations for `n` rows of length `k`.
 #[derive(Clone)]

@@ -252,8 +252,8 @@ fn compare(
 #[test]
 fn every_isa_matches_the_scalar_reference() {
     let scalar = Kernels::with_isa(Isa::Scalar).expect("scalar");
-    let variants: Vec<Kernels> =
-        Kernels::available().into_iter().filter_map(|i| Kernels::with_isa(i).ok()).collect();
+    let variants = Kernels::all_variants();
+    assert!(variants.len() >= Kernels::available().len());
     let mut rng = StdRng::seed_from_u64(0x5EED_0001);
     let mut checked = 0usize;
     for &ty in &WEIGHT_TYPES {
@@ -329,6 +329,14 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
 }
 
+/// Bit equality with a message naming the first differing element.
+fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: length");
+    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
+        panic!("{what}: element {i}: got {:e}, reference {:e}", got[i], want[i]);
+    }
+}
+
 #[test]
 fn every_isa_dequantizes_bit_exactly() {
     let scalar = Kernels::with_isa(Isa::Scalar).expect("scalar");
@@ -339,11 +347,10 @@ fn every_isa_dequantizes_bit_exactly() {
             let w = make_weights(ty, 1, k, fill, &mut rng);
             let mut want = vec![0.0f32; k];
             scalar.dequantize_row(ty, &w, &mut want).expect("dequantize");
-            for isa in Kernels::available() {
-                let kern = Kernels::with_isa(isa).expect("available");
+            for kern in Kernels::all_variants() {
                 let mut got = vec![f32::NAN; k];
                 kern.dequantize_row(ty, &w, &mut got).expect("dequantize");
-                assert_eq!(bits(&got), bits(&want), "{ty} {fill:?} on {isa}");
+                assert_bits(&format!("{ty} {fill:?} on {}", kern.describe()), &got, &want);
             }
         }
     }
@@ -363,8 +370,8 @@ fn f32_helpers_agree_across_isas() {
         let mut want_b = vec![0.0f32; len];
         scalar.f16_to_f32(&halves, &mut want_h).expect("f16");
         scalar.bf16_to_f32(&bf, &mut want_b).expect("bf16");
-        for isa in Kernels::available() {
-            let kern = Kernels::with_isa(isa).expect("available");
+        for kern in Kernels::all_variants() {
+            let isa = kern.describe();
             let (d, e) = (kern.dot(&a, &b), scalar.dot(&a, &b));
             assert!(f64::from(d - e).abs() <= 4.0 * EPS * (len as f64 + 2.0) * m, "{isa} dot {len}");
 
@@ -380,14 +387,14 @@ fn f32_helpers_agree_across_isas() {
             let mut s2 = a.clone();
             kern.scale(-1.75, &mut s1);
             scalar.scale(-1.75, &mut s2);
-            assert_eq!(bits(&s1), bits(&s2), "{isa} scale");
+            assert_bits(&format!("{isa} scale"), &s1, &s2);
 
             let mut h = vec![0.0f32; len];
             kern.f16_to_f32(&halves, &mut h).expect("f16");
-            assert_eq!(bits(&h), bits(&want_h), "{isa} f16");
+            assert_bits(&format!("{isa} f16"), &h, &want_h);
             let mut g = vec![0.0f32; len];
             kern.bf16_to_f32(&bf, &mut g).expect("bf16");
-            assert_eq!(bits(&g), bits(&want_b), "{isa} bf16");
+            assert_bits(&format!("{isa} bf16"), &g, &want_b);
         }
     }
 }
@@ -428,5 +435,5 @@ fn threads_fill_disjoint_column_windows_of_one_output() {
             s.spawn(move || kern.matmul(ty, w, k, r, act, &mut win).expect("matmul"));
         }
     });
-    assert_eq!(bits(&y), bits(&want));
+    assert_bits("threaded windows", &y, &want);
 }

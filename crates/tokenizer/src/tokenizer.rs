@@ -37,7 +37,6 @@ pub enum Segment {
 }
 
 /// A DeepSeek V4 byte-level BPE tokenizer.
-#[derive(Debug)]
 pub struct Tokenizer {
     data: Vec<u8>,
     offsets: Vec<u32>,
@@ -61,6 +60,15 @@ pub struct GgufVocab {
     pub pre: String,
 }
 
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size())
+            .field("merges", &self.merges.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Tokenizer {
     /// Loads the DeepSeek V4 vocabulary embedded in the crate (see
     /// [`crate::BUILTIN_SOURCE_SHA256`]). Takes tens of milliseconds; keep the
@@ -71,10 +79,11 @@ impl Tokenizer {
 
     /// Builds a tokenizer from GGUF metadata arrays: `tokenizer.ggml.tokens`,
     /// `tokenizer.ggml.merges`, `tokenizer.ggml.token_type` and
-    /// `tokenizer.ggml.pre` (`joyai-llm` or `deepseek-v3`).
-    pub fn from_gguf_vocab(
-        tokens: &[String],
-        merges: &[String],
+    /// `tokenizer.ggml.pre` (`joyai-llm` or `deepseek-v3`). Strings may be
+    /// `String` or `&str` (e.g. borrowed from a memory-mapped GGUF).
+    pub fn from_gguf_vocab<S: AsRef<str>>(
+        tokens: &[S],
+        merges: &[S],
         token_types: &[i32],
         pre: &str,
     ) -> Result<Self, TokenizerError> {

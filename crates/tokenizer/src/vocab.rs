@@ -86,9 +86,9 @@ impl Parts {
 pub(crate) const SUPPORTED_GGUF_PRE: [&str; 2] = ["joyai-llm", "deepseek-v3"];
 
 /// Builds [`Parts`] from GGUF tokenizer metadata arrays.
-pub(crate) fn parts_from_gguf(
-    tokens: &[String],
-    merges: &[String],
+pub(crate) fn parts_from_gguf<S: AsRef<str>>(
+    tokens: &[S],
+    merges: &[S],
     token_types: &[i32],
     pre: &str,
 ) -> Result<Parts, TokenizerError> {
@@ -107,6 +107,7 @@ pub(crate) fn parts_from_gguf(
     let mut parts = Parts::with_capacity(tokens.len(), merges.len());
     let mut normal_ids: FxHashMap<&str, u32> = FxHashMap::default();
     for (id, (text, &ty)) in tokens.iter().zip(token_types).enumerate() {
+        let text = text.as_ref();
         let kind = match ty {
             1 => TokenKind::Normal,
             3 => TokenKind::Control,
@@ -126,13 +127,14 @@ pub(crate) fn parts_from_gguf(
                 ))
             })?;
             parts.push_token(&bytes, kind)?;
-            normal_ids.insert(text.as_str(), id_u32(id)?);
+            normal_ids.insert(text, id_u32(id)?);
         } else {
             parts.push_token(text.as_bytes(), kind)?;
         }
     }
     let mut joined = String::new();
     for (rank, merge) in merges.iter().enumerate() {
+        let merge = merge.as_ref();
         let (left, right) = merge
             .split_once(' ')
             .ok_or_else(|| bad_merge(rank, merge))?;

@@ -6,6 +6,8 @@
 //! prompt string (where the messages contain no special strings, since dsv4
 //! deliberately keeps typed special strings as text).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::Path;
 
 use dsv4_tokenizer::Tokenizer;

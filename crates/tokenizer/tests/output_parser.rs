@@ -6,6 +6,8 @@
 //! must give the same final result, equal to the expected one, and the streamed
 //! events must add up to that result.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use dsv4_tokenizer::dsml::{
     DiagnosticKind, OutputEvent, OutputParser, ParsedOutput, ParserOptions, TokenPiece,
     ToolCallIssue,
@@ -597,4 +599,31 @@ fn streams_string_arguments_incrementally() {
     }
     parser.finish();
     assert_eq!(fragments.concat(), "{\"text\": \"line one\\nline two \"}");
+}
+
+#[test]
+fn random_outputs_parse_identically_at_every_split() {
+    let tok = Tokenizer::builtin().unwrap();
+    let fragments = [
+        "text ", "\n", "\n\n", " ", "<", ">", "｜", "｜DSML｜", "</think>", "<think>", "<thi", "DSML",
+        "<｜DSML｜tool_calls>", "</｜DSML｜tool_calls>", "<｜DSML｜invoke name=\"f\">",
+        "</｜DSML｜invoke>", "<｜DSML｜parameter name=\"p\" string=\"true\">",
+        "<｜DSML｜parameter name=\"q\" string=\"false\">", "</｜DSML｜parameter>", "{\"a\": 1}",
+        "[1, 2", "<|DSML|invoke name='g'>", "<tool_calls>", "<invoke name=x>", "</parameter>",
+        "日本語", "é\u{301}", "\"quoted\\\"", "a<b", "<b>", "｜x", "</", "<｜DSML｜", "name=\"", "}",
+    ];
+    let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
+    for case in 0..300 {
+        let n = rng.random_range(1..40);
+        let mut raw: String = (0..n).map(|_| fragments[rng.random_range(0..fragments.len())]).collect();
+        if rng.random_bool(0.5) {
+            raw.push_str(EOS);
+        }
+        let opts = ParserOptions {
+            thinking: case % 2 == 0,
+            accept_plain_tags: case % 3 != 0,
+            promote_unclosed_reasoning: case % 5 != 0,
+        };
+        parse_all_ways(&tok, opts, &raw);
+    }
 }

@@ -1,5 +1,7 @@
 //! Incremental decoding: never a partial character, same text as `decode`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use dsv4_tokenizer::{SpecialToken, Tokenizer};
 
 const TEXTS: [&str; 6] = [

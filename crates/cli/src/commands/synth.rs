@@ -55,6 +55,6 @@ pub fn run(a: &Args) -> Result<()> {
 
 /// The real DeepSeek V4 vocabulary shipped with the tokenizer crate.
 pub fn builtin_vocab() -> Result<VocabMeta> {
-    let v = dsv4_tokenizer::gguf_vocab()?;
-    Ok(VocabMeta { tokens: v.tokens, merges: v.merges, token_types: v.token_types, bos: v.bos, eos: v.eos })
+    let tok = dsv4_tokenizer::Tokenizer::builtin()?;
+    Ok(dsv4_engine::demo::builtin_vocab(&tok))
 }

@@ -27,7 +27,8 @@ use crate::out::OutCols;
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod avx2;
-#[cfg(any())]
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
 mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
@@ -227,7 +228,7 @@ fn slot_entries(isa: Isa, vnni: bool, ty: GgmlType) -> (MatmulFn, DequantFn) {
     with_block!(ty, B => match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => (<B as avx2::Avx2Block>::MATMUL, <B as avx2::Avx2Block>::DEQUANT),
-        #[cfg(any())]
+        #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => (avx512::matmul_entry::<B>(vnni), <B as avx512::Avx512Block>::DEQUANT),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => (<B as neon::NeonBlock>::MATMUL, <B as neon::NeonBlock>::DEQUANT),
@@ -276,11 +277,27 @@ impl Kernels {
         Isa::ALL.into_iter().filter(|i| i.is_available()).collect()
     }
 
+    /// Every kernel table this CPU can run: one per available ISA, plus the
+    /// AVX-512 table without VNNI when the CPU has VNNI (so tests and
+    /// benchmarks can cover both code paths on one machine).
+    pub fn all_variants() -> Vec<Kernels> {
+        let mut out: Vec<Kernels> = Self::available().into_iter().map(Self::build).collect();
+        if out.iter().any(|k| k.vnni) {
+            out.push(Self::build_with(Isa::Avx512, false));
+        }
+        out
+    }
+
     fn build(isa: Isa) -> Kernels {
         #[cfg(target_arch = "x86_64")]
         let vnni = isa == Isa::Avx512 && x86_has_vnni();
         #[cfg(not(target_arch = "x86_64"))]
         let vnni = false;
+        Self::build_with(isa, vnni)
+    }
+
+    /// Builds the table for an available `isa`; `vnni` only with a CPU that has it.
+    fn build_with(isa: Isa, vnni: bool) -> Kernels {
         let mut matmul = [scalar::matmul::<crate::blocks::F32Elem> as MatmulFn; NSLOT];
         let mut dequant = [scalar::dequant::<crate::blocks::F32Elem> as DequantFn; NSLOT];
         for (i, &ty) in WEIGHT_TYPES.iter().enumerate() {
@@ -289,7 +306,7 @@ impl Kernels {
         let common = match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => avx2::common(),
-            #[cfg(any())]
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => avx512::common(),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => neon::common(),

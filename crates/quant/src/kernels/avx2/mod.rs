@@ -113,6 +113,40 @@ macro_rules! for_token_tiles {
 }
 pub(crate) use for_token_tiles;
 
+/// As [`for_token_tiles!`] with tiles of up to 8 tokens (for the 32-register
+/// AVX-512 kernels).
+macro_rules! for_token_tiles8 {
+    ($n:expr, |$t0:ident, $T:ident| $body:block) => {{
+        let n = $n;
+        let mut $t0 = 0;
+        while $t0 < n {
+            let left = n - $t0;
+            if left >= 8 {
+                const $T: usize = 8;
+                $body
+                $t0 += 8;
+            } else if left >= 4 {
+                const $T: usize = 4;
+                $body
+                $t0 += 4;
+            } else if left == 3 {
+                const $T: usize = 3;
+                $body
+                $t0 += 3;
+            } else if left == 2 {
+                const $T: usize = 2;
+                $body
+                $t0 += 2;
+            } else {
+                const $T: usize = 1;
+                $body
+                $t0 += 1;
+            }
+        }
+    }};
+}
+pub(crate) use for_token_tiles8;
+
 /// Hints the next row into the cache while the current one is computed.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -158,7 +192,7 @@ pub(crate) unsafe fn dequant_q8_0<D: Dec32>(src: &[u8], dst: &mut [f32]) {
 
 /// Up to this many tokens the fused kernels decode each chunk once per token
 /// tile; beyond it, rows are unpacked once and shared by all tiles.
-const FUSED_MAX: usize = 8;
+const FUSED_MAX: usize = TILE;
 
 /// Rows unpacked together before the token loop (when there is more than one
 /// token tile): their scratch stays in L2 while every tile streams over it.

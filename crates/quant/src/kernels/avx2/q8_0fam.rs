@@ -154,8 +154,10 @@ pub(crate) unsafe fn row_tile<D: Dec32, const T: usize>(
                 let bw = _mm256_set1_ps(d);
                 for t in 0..T {
                     let a = _mm256_loadu_si256(qs[t].add(32 * b).cast());
-                    let s = _mm256_mul_ps(bw, _mm256_broadcast_ss(&*ds[t].add(b)));
-                    acc[t] = _mm256_fmadd_ps(dot32(aw, w, a), s, acc[t]);
+                    // (dot · d_w) · d_a: the activation scale comes straight
+                    // from memory as a broadcast load, no shuffle.
+                    let wd = _mm256_mul_ps(dot32(aw, w, a), bw);
+                    acc[t] = _mm256_fmadd_ps(wd, _mm256_broadcast_ss(&*ds[t].add(b)), acc[t]);
                 }
             }
         }

@@ -1,0 +1,254 @@
+//! AVX-512 (F/BW/VL) pieces shared by the plain-BW and the VNNI kernel sets:
+//! token panels for the Q8_0 family, float-weight kernels and the f32
+//! helpers.
+//!
+//! Safety contract of every `unsafe fn` here: the CPU supports AVX-512 F, BW
+//! and VL plus AVX2, FMA and F16C (guaranteed by the kernel table), and the
+//! pointers/lengths describe validated buffers.
+
+use std::arch::x86_64::*;
+
+use crate::act::Line;
+use crate::kernels::avx2::float::FLoad;
+use crate::kernels::avx2::for_token_tiles;
+use crate::kernels::{FloatJob, MatmulJob};
+use crate::out::OutCols;
+
+/// Activations of a Q8_0-family job rearranged for 64-byte (two-block) steps:
+/// per token, the codes (optionally with the sign bit flipped, i.e. `a + 128`
+/// as unsigned bytes, for `dpbusd`) and the scales expanded to one zmm per
+/// block pair (`d_{2b}` in lanes 0–7, `d_{2b+1}` in lanes 8–15).
+pub(crate) struct Q8Panel {
+    codes: Vec<Line>,
+    scales: Vec<f32>,
+    /// Bytes per token in `codes`.
+    pub code_stride: usize,
+    /// Floats per token in `scales`.
+    pub scale_stride: usize,
+}
+
+impl Q8Panel {
+    /// Builds the panel for every token of `job` (Q8_0 activations).
+    pub(crate) fn new(job: &MatmulJob<'_>, flip: bool) -> Q8Panel {
+        let (n, k) = (job.act.n(), job.k);
+        let nb = k / 32;
+        let pairs = nb.div_ceil(2);
+        let code_stride = (64 * pairs).div_ceil(64) * 64;
+        let scale_stride = 16 * pairs;
+        let mut codes = vec![Line([0; 64]); n * code_stride / 64];
+        let mut scales = vec![0.0f32; n * scale_stride];
+        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut codes);
+        for t in 0..n {
+            let Some(row) = job.act.row_q8_0(t) else { continue };
+            let dst = &mut bytes[t * code_stride..t * code_stride + k];
+            for (o, &q) in dst.iter_mut().zip(row.qs) {
+                *o = if flip { (q as u8) ^ 0x80 } else { q as u8 };
+            }
+            let sd = &mut scales[t * scale_stride..(t + 1) * scale_stride];
+            for (b, &d) in row.d.iter().enumerate() {
+                sd[16 * (b / 2) + 8 * (b % 2)..][..8].fill(d);
+            }
+        }
+        Q8Panel { codes, scales, code_stride, scale_stride }
+    }
+
+    /// Codes of token `t`.
+    pub(crate) fn codes(&self, t: usize) -> *const u8 {
+        let b: &[u8] = bytemuck::cast_slice(&self.codes);
+        b[t * self.code_stride..].as_ptr()
+    }
+
+    /// Expanded scales of token `t`.
+    pub(crate) fn scales(&self, t: usize) -> *const f32 {
+        self.scales[t * self.scale_stride..].as_ptr()
+    }
+}
+
+/// Two f32 scales as one zmm: `a` in lanes 0–7, `b` in lanes 8–15.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) fn pair_ps(a: f32, b: f32) -> __m512 {
+    let lo = _mm512_castps256_ps512(_mm256_set1_ps(a));
+    let hi = _mm256_castps_pd(_mm256_set1_ps(b));
+    _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(lo), hi))
+}
+
+/// Two 256-bit halves as one zmm.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) fn join(lo: __m256i, hi: __m256i) -> __m512i {
+    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
+}
+
+/// Loads 16 float weights at `p` (16 elements readable).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn load16<L: FLoad>(p: *const u8) -> __m512 {
+    // SAFETY: the caller guarantees 16 readable elements.
+    let (lo, hi) = unsafe { (L::load8(p), L::load8(p.add(8 * L::ELEM))) };
+    _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi)))
+}
+
+/// One float weight row against `T` activation rows, 16 lanes at a time.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn float_row_tile<L: FLoad, const T: usize>(
+    row: *const u8,
+    k: usize,
+    xs: &[*const f32; T],
+) -> [f32; T] {
+    let mut acc = [[_mm512_setzero_ps(); T]; 2];
+    let mut i = 0;
+    while i + 32 <= k {
+        // SAFETY: elements `i .. i + 32` of the row exist.
+        let (w0, w1) = unsafe { (load16::<L>(row.add(i * L::ELEM)), load16::<L>(row.add((i + 16) * L::ELEM))) };
+        for t in 0..T {
+            // SAFETY: elements `i .. i + 32` of every activation row exist.
+            unsafe {
+                acc[0][t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs[t].add(i)), acc[0][t]);
+                acc[1][t] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xs[t].add(i + 16)), acc[1][t]);
+            }
+        }
+        i += 32;
+    }
+    if i + 16 <= k {
+        // SAFETY: elements `i .. i + 16` of the row exist.
+        let w0 = unsafe { load16::<L>(row.add(i * L::ELEM)) };
+        for t in 0..T {
+            // SAFETY: elements `i .. i + 16` exist.
+            unsafe { acc[0][t] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xs[t].add(i)), acc[0][t]) };
+        }
+        i += 16;
+    }
+    let mut out = [0.0f32; T];
+    for t in 0..T {
+        out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[0][t], acc[1][t]));
+    }
+    while i < k {
+        // SAFETY: element `i` exists.
+        unsafe {
+            let w = L::load1(row.add(i * L::ELEM));
+            for t in 0..T {
+                out[t] += w * *xs[t].add(i);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Float-weight matmul over f32 activations `job.x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCols<'_>) {
+    let base = job.w.as_ptr();
+    for r in 0..job.nrows {
+        // SAFETY: row `r` lies inside the validated weights.
+        let row = unsafe { base.add(r * job.row_bytes) };
+        for_token_tiles!(job.n, |t0, T| {
+            let xs: [*const f32; T] =
+                std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());
+            // SAFETY: `k` elements per row and per activation row.
+            let res = unsafe { float_row_tile::<L, T>(row, job.k, &xs) };
+            for (i, v) in res.into_iter().enumerate() {
+                out.row_mut(t0 + i)[r] = v;
+            }
+        });
+    }
+}
+
+/// Float-weight matmul with activations from an F32 [`ActBuf`].
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn matmul_float_act<L: FLoad>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    let (bytes, stride, _, _) = job.act.planes();
+    let x: &[f32] = bytemuck::cast_slice(bytes);
+    let fj = FloatJob {
+        w: job.w,
+        row_bytes: job.row_bytes,
+        nrows: job.nrows,
+        k: job.k,
+        x,
+        x_stride: stride / 4,
+        n: job.act.n(),
+    };
+    // SAFETY: same CPU features; the F32 buffer holds `n` rows of `k` floats.
+    unsafe { matmul_float::<L>(&fj, out) }
+}
+
+/// `Σ a_i b_i`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm512_setzero_ps(); 4];
+    let mut i = 0;
+    while i + 64 <= n {
+        for (j, s) in acc.iter_mut().enumerate() {
+            // SAFETY: `i + 16j + 16 <= n`.
+            unsafe {
+                *s = _mm512_fmadd_ps(
+                    _mm512_loadu_ps(pa.add(i + 16 * j)),
+                    _mm512_loadu_ps(pb.add(i + 16 * j)),
+                    *s,
+                );
+            }
+        }
+        i += 64;
+    }
+    while i + 16 <= n {
+        // SAFETY: `i + 16 <= n`.
+        unsafe {
+            acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc[0]);
+        }
+        i += 16;
+    }
+    if i < n {
+        let m: __mmask16 = (1u32 << (n - i)).wrapping_sub(1) as __mmask16;
+        // SAFETY: masked loads touch only the `n − i` valid elements.
+        unsafe {
+            acc[1] = _mm512_fmadd_ps(
+                _mm512_maskz_loadu_ps(m, pa.add(i)),
+                _mm512_maskz_loadu_ps(m, pb.add(i)),
+                acc[1],
+            );
+        }
+    }
+    let v = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+    _mm512_reduce_add_ps(v)
+}
+
+/// `y += a · x`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    let n = x.len().min(y.len());
+    let av = _mm512_set1_ps(a);
+    let mut i = 0;
+    while i < n {
+        let left = n - i;
+        let m: __mmask16 = if left >= 16 { 0xFFFF } else { ((1u32 << left) - 1) as __mmask16 };
+        // SAFETY: masked accesses touch only valid elements.
+        unsafe {
+            let py = y.as_mut_ptr().add(i);
+            let v = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)), _mm512_maskz_loadu_ps(m, py));
+            _mm512_mask_storeu_ps(py, m, v);
+        }
+        i += 16;
+    }
+}
+
+/// `x *= a`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn scale(a: f32, x: &mut [f32]) {
+    let n = x.len();
+    let av = _mm512_set1_ps(a);
+    let mut i = 0;
+    while i < n {
+        let left = n - i;
+        let m: __mmask16 = if left >= 16 { 0xFFFF } else { ((1u32 << left) - 1) as __mmask16 };
+        // SAFETY: masked accesses touch only valid elements.
+        unsafe {
+            let p = x.as_mut_ptr().add(i);
+            _mm512_mask_storeu_ps(p, m, _mm512_mul_ps(av, _mm512_maskz_loadu_ps(m, p)));
+        }
+        i += 16;
+    }
+}

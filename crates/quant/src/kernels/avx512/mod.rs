@@ -1,0 +1,85 @@
+//! The AVX-512 kernel set (F/BW/VL, plus VNNI where the CPU has it).
+//!
+//! Matmul entries come in two variants per type (`int::bw`, `int::vnni`),
+//! picked when the table is built; float kernels and f32 helpers are
+//! 512 bits wide. Dequantization and activation quantization reuse the AVX2
+//! code: they are memory bound, and the AVX2 versions are already
+//! bit-identical to the reference.
+
+use crate::blocks::{
+    Bf16Elem, BlockIq2Xxs, BlockMxfp4, BlockQ2K, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, F16Elem,
+    F32Elem, QuantBlock,
+};
+use crate::kernels::avx2::float::{LBf16, LF16, LF32};
+use crate::kernels::avx2::q8_0fam::{DecMxfp4, DecQ4_0, DecQ8_0};
+use crate::kernels::avx2::q8k::{UnIq2Xxs, UnQ2K, UnQ4K, UnQ6K};
+use crate::kernels::avx2::{self, float as avx2_float};
+use crate::kernels::{CommonFns, DequantFn, MatmulFn};
+
+pub(crate) mod common;
+pub(crate) mod int;
+
+/// A block type's AVX-512 table entries.
+pub(crate) trait Avx512Block: QuantBlock {
+    /// Row dequantization entry.
+    const DEQUANT: DequantFn;
+    /// Matmul without VNNI.
+    const MATMUL_BW: MatmulFn;
+    /// Matmul with VNNI.
+    const MATMUL_VNNI: MatmulFn;
+}
+
+/// The matmul entry of `B` for a CPU with (`vnni`) or without VNNI.
+pub(crate) fn matmul_entry<B: Avx512Block>(vnni: bool) -> MatmulFn {
+    if vnni { B::MATMUL_VNNI } else { B::MATMUL_BW }
+}
+
+macro_rules! q8_0_family {
+    ($($b:ty => $d:ty),*) => {$(
+        impl Avx512Block for $b {
+            const DEQUANT: DequantFn = avx2::dequant_q8_0::<$d>;
+            const MATMUL_BW: MatmulFn = int::bw::matmul_q8_0::<$d>;
+            const MATMUL_VNNI: MatmulFn = int::vnni::matmul_q8_0::<$d>;
+        }
+    )*};
+}
+q8_0_family!(BlockQ8_0 => DecQ8_0, BlockQ4_0 => DecQ4_0, BlockMxfp4 => DecMxfp4);
+
+macro_rules! q8k_family {
+    ($($b:ty => $u:ty),*) => {$(
+        impl Avx512Block for $b {
+            const DEQUANT: DequantFn = avx2::dequant_q8k::<$u>;
+            const MATMUL_BW: MatmulFn = int::bw::matmul_q8k::<$u>;
+            const MATMUL_VNNI: MatmulFn = int::vnni::matmul_q8k::<$u>;
+        }
+    )*};
+}
+q8k_family!(BlockQ2K => UnQ2K, BlockQ4K => UnQ4K, BlockQ6K => UnQ6K, BlockIq2Xxs => UnIq2Xxs);
+
+macro_rules! float_family {
+    ($($b:ty => $l:ty),*) => {$(
+        impl Avx512Block for $b {
+            const DEQUANT: DequantFn = avx2_float::convert::<$l>;
+            const MATMUL_BW: MatmulFn = common::matmul_float_act::<$l>;
+            const MATMUL_VNNI: MatmulFn = common::matmul_float_act::<$l>;
+        }
+    )*};
+}
+float_family!(F32Elem => LF32, F16Elem => LF16, Bf16Elem => LBf16);
+
+/// The type-independent AVX-512 entries.
+pub(crate) fn common() -> CommonFns {
+    CommonFns {
+        float_mm: [
+            common::matmul_float::<LF32>,
+            common::matmul_float::<LF16>,
+            common::matmul_float::<LBf16>,
+        ],
+        quant_act: [avx2_float::quantize_act; 3],
+        dot: common::dot,
+        axpy: common::axpy,
+        scale: common::scale,
+        f16: avx2_float::convert::<LF16>,
+        bf16: avx2_float::convert::<LBf16>,
+    }
+}
