@@ -32,6 +32,14 @@ enum Command {
     Synth(commands::synth::Args),
     /// List the CPU kernel variants available on this machine.
     Kernels(commands::kernels::Args),
+    /// Answer one prompt, streaming (add --demo to try without weights).
+    Run(commands::run::Args),
+    /// Tokenize text (the built-in DeepSeek V4 vocabulary, or a model's).
+    Tokenize(commands::tokenize::TokenizeArgs),
+    /// Turn token ids back into text.
+    Detokenize(commands::tokenize::DetokenizeArgs),
+    /// Print the exact prompt an OpenAI-style chat request renders to.
+    Render(commands::render::Args),
 }
 
 fn main() {
@@ -44,6 +52,10 @@ fn main() {
         Command::Logits(a) => commands::logits::run(&a),
         Command::Synth(a) => commands::synth::run(&a),
         Command::Kernels(a) => commands::kernels::run(&a),
+        Command::Run(a) => commands::run::run(&a),
+        Command::Tokenize(a) => commands::tokenize::run_tokenize(&a),
+        Command::Detokenize(a) => commands::tokenize::run_detokenize(&a),
+        Command::Render(a) => commands::render::run(&a),
     };
     if let Err(e) = result {
         if e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)) {

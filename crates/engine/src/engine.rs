@@ -197,6 +197,30 @@ impl Engine {
         Ok(RequestHandle::new(id, erx, cancel))
     }
 
+    /// Saves the resident session `key` to `path` (tokens, KV, checkpoints);
+    /// returns its length in tokens.
+    pub fn save_session(&self, key: &str, path: &Path) -> Result<usize> {
+        self.call(|reply| Command::Save { key: key.to_string(), path: path.to_path_buf(), reply })
+    }
+
+    /// Loads a session file as resident session `key`; returns its length.
+    pub fn load_session(&self, key: &str, path: &Path) -> Result<usize> {
+        self.call(|reply| Command::Load { key: key.to_string(), path: path.to_path_buf(), reply })
+    }
+
+    /// Forgets the resident session `key`.
+    pub fn forget_session(&self, key: &str) {
+        if let Ok(tx) = self.tx.lock() {
+            let _ = tx.send(Command::Forget { key: key.to_string() });
+        }
+    }
+
+    fn call(&self, make: impl FnOnce(std::sync::mpsc::Sender<Result<usize>>) -> Command) -> Result<usize> {
+        let (rtx, rrx) = std::sync::mpsc::channel();
+        self.tx.lock().map_err(|_| EngineError::Stopped)?.send(make(rtx)).map_err(|_| EngineError::Stopped)?;
+        rrx.recv().map_err(|_| EngineError::Stopped)?
+    }
+
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
         &self.tokenizer

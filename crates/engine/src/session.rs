@@ -13,6 +13,9 @@
 
 use dsv4_model::{Backend, Model, SessionStateOps};
 
+/// First bytes of a session file.
+const SESSION_MAGIC: &[u8; 8] = b"DSV4SES1";
+
 /// Checkpoint policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CheckpointPolicy {
@@ -39,6 +42,9 @@ pub struct Session<B: Backend> {
     pub state: B::State,
     checkpoints: Vec<<B::State as SessionStateOps>::Checkpoint>,
     policy: CheckpointPolicy,
+    /// Logits after the last evaluated token (lets an identical prompt, e.g. a
+    /// regenerate, start sampling without evaluating anything).
+    pub last_logits: Option<Vec<f32>>,
 }
 
 /// How a rewind was done.
@@ -54,7 +60,7 @@ impl<B: Backend> Session<B> {
     /// An empty session.
     pub fn new(backend: &B, model: &Model, policy: CheckpointPolicy) -> Self {
         let state = backend.new_state(model);
-        let mut s = Session { tokens: Vec::new(), state, checkpoints: Vec::new(), policy };
+        let mut s = Session { tokens: Vec::new(), state, checkpoints: Vec::new(), policy, last_logits: None };
         s.checkpoints.push(<B::State as SessionStateOps>::checkpoint(&s.state, model.cfg.window));
         s
     }
@@ -77,6 +83,7 @@ impl<B: Backend> Session<B> {
     /// Call after evaluating tokens: records their ids, and takes a checkpoint
     /// when the position lands on the checkpoint grid.
     pub fn commit(&mut self, tokens: &[u32], window: usize) {
+        self.last_logits = None;
         self.tokens.extend_from_slice(tokens);
         debug_assert_eq!(self.tokens.len(), self.state.pos());
         let pos = self.pos();
@@ -108,6 +115,7 @@ impl<B: Backend> Session<B> {
             .iter()
             .rposition(|c| B::State::checkpoint_pos(c) <= target)
             .ok_or_else(|| dsv4_model::ModelError::Snapshot("no checkpoint at or before the target".into()))?;
+        self.last_logits = None;
         let cp = self.checkpoints[idx].clone();
         let from = B::State::checkpoint_pos(&cp);
         self.state.restore(&cp)?;
@@ -120,6 +128,7 @@ impl<B: Backend> Session<B> {
 
     /// Forgets everything.
     pub fn reset(&mut self, window: usize) {
+        self.last_logits = None;
         self.state.reset();
         self.tokens.clear();
         self.checkpoints.clear();
@@ -129,6 +138,79 @@ impl<B: Backend> Session<B> {
     /// Bytes held: KV rows, frontier and checkpoints.
     pub fn bytes(&self) -> usize {
         self.state.kv_bytes() + self.checkpoints.iter().map(B::State::checkpoint_bytes).sum::<usize>()
+    }
+
+    /// Writes the session (tokens, KV state, checkpoints) to `path` atomically.
+    pub fn save_to(&self, model: &Model, path: &std::path::Path) -> Result<(), String> {
+        let tmp = path.with_extension("partial");
+        let res = (|| -> Result<(), String> {
+            let f = std::fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            use std::io::Write;
+            w.write_all(SESSION_MAGIC).map_err(|e| e.to_string())?;
+            w.write_all(&(self.tokens.len() as u64).to_le_bytes()).map_err(|e| e.to_string())?;
+            for t in &self.tokens {
+                w.write_all(&t.to_le_bytes()).map_err(|e| e.to_string())?;
+            }
+            let logits = self.last_logits.as_deref().unwrap_or(&[]);
+            w.write_all(&(logits.len() as u64).to_le_bytes()).map_err(|e| e.to_string())?;
+            for v in logits {
+                w.write_all(&v.to_le_bytes()).map_err(|e| e.to_string())?;
+            }
+            self.state.save(model, &self.checkpoints, &mut w).map_err(|e| e.to_string())?;
+            let f = w.into_inner().map_err(|e| e.to_string())?;
+            f.sync_all().map_err(|e| e.to_string())?;
+            std::fs::rename(&tmp, path).map_err(|e| format!("cannot rename into {}: {e}", path.display()))
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// Replaces this session with one saved by [`Session::save_to`]. On error
+    /// the session is unchanged.
+    pub fn load_from(&mut self, backend: &B, model: &Model, path: &std::path::Path) -> Result<(), String> {
+        use std::io::Read;
+        let f = std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let len = f.metadata().map_err(|e| e.to_string())?.len();
+        let mut r = std::io::BufReader::new(f);
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic).map_err(|_| "not a dsv4 session file".to_string())?;
+        if &magic != SESSION_MAGIC {
+            return Err(format!("{} is not a dsv4 session file", path.display()));
+        }
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).map_err(|e| e.to_string())?;
+        let n = u64::from_le_bytes(b);
+        if n > len / 4 {
+            return Err("corrupt session file (token count)".into());
+        }
+        let mut tokens = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let mut t = [0u8; 4];
+            r.read_exact(&mut t).map_err(|e| e.to_string())?;
+            tokens.push(u32::from_le_bytes(t));
+        }
+        r.read_exact(&mut b).map_err(|e| e.to_string())?;
+        let nl = u64::from_le_bytes(b);
+        if nl != 0 && nl != model.cfg.n_vocab as u64 {
+            return Err("corrupt session file (logits length)".into());
+        }
+        let mut raw = vec![0u8; 4 * nl as usize];
+        r.read_exact(&mut raw).map_err(|e| e.to_string())?;
+        let logits: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let mut state = backend.new_state(model);
+        let rest = len.checked_sub(24 + 4 * n + 4 * nl).ok_or("corrupt session file (truncated)")?;
+        let cps = state.load(model, &mut r, rest).map_err(|e| e.to_string())?;
+        if state.pos() != tokens.len() || cps.is_empty() {
+            return Err("corrupt session file (position mismatch)".into());
+        }
+        self.state = state;
+        self.tokens = tokens;
+        self.checkpoints = cps;
+        self.last_logits = (!logits.is_empty()).then_some(logits);
+        Ok(())
     }
 
     /// Number of checkpoints held.

@@ -50,6 +50,12 @@ impl ReqFlags {
 #[derive(Debug)]
 pub(crate) enum Command {
     Submit(Box<Submitted>),
+    /// Save the session with this key to a file.
+    Save { key: String, path: std::path::PathBuf, reply: std::sync::mpsc::Sender<Result<usize, EngineError>> },
+    /// Load a saved session under this key.
+    Load { key: String, path: std::path::PathBuf, reply: std::sync::mpsc::Sender<Result<usize, EngineError>> },
+    /// Forget the session with this key.
+    Forget { key: String },
     Shutdown,
 }
 
@@ -93,6 +99,8 @@ struct Active {
     cursor: usize,
     /// Sampled token waiting to be evaluated.
     next: Option<u32>,
+    /// Logits to sample from before the next pass (a fully cached prompt).
+    ready: Option<Vec<f32>>,
     sampler: Sampler,
     stop: StopMatcher,
     utf8: Utf8Assembler,
@@ -140,6 +148,23 @@ impl<B: Backend> Worker<B> {
                     self.queue.push_back(*s);
                     continue; // drain every pending command first
                 }
+                Some(Command::Save { key, path, reply }) => {
+                    let _ = reply.send(self.save_session(&key, &path));
+                    continue;
+                }
+                Some(Command::Load { key, path, reply }) => {
+                    let _ = reply.send(self.load_session(&key, &path));
+                    continue;
+                }
+                Some(Command::Forget { key }) => {
+                    if let Some(sl) = self.slots.iter_mut().find(|s| s.key.as_deref() == Some(key.as_str()) && !s.busy) {
+                        sl.key = None;
+                        if let Some(s) = sl.session.as_mut() {
+                            s.reset(self.model.cfg.window);
+                        }
+                    }
+                    continue;
+                }
                 Some(Command::Shutdown) => break,
                 None if idle => break, // all senders dropped
                 None => {}
@@ -159,6 +184,44 @@ impl<B: Backend> Worker<B> {
                 }
             }
         }
+    }
+
+    fn save_session(&mut self, key: &str, path: &std::path::Path) -> Result<usize, EngineError> {
+        let sl = self
+            .slots
+            .iter()
+            .find(|s| s.key.as_deref() == Some(key))
+            .ok_or_else(|| EngineError::SessionFile(format!("no resident session named {key:?}")))?;
+        if sl.busy {
+            return Err(EngineError::SessionFile(format!("session {key:?} is generating; try again when it is idle")));
+        }
+        let s = sl.session.as_ref().ok_or_else(|| EngineError::SessionFile(format!("session {key:?} is empty")))?;
+        s.save_to(&self.model, path).map_err(EngineError::SessionFile)?;
+        Ok(s.pos())
+    }
+
+    fn load_session(&mut self, key: &str, path: &std::path::Path) -> Result<usize, EngineError> {
+        let idx = match self.slots.iter().position(|s| s.key.as_deref() == Some(key)) {
+            Some(i) => i,
+            None => self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| !s.busy)
+                .min_by_key(|(_, s)| (s.key.is_some(), s.last_used))
+                .map(|(i, _)| i)
+                .ok_or_else(|| EngineError::SessionFile("every session is busy".into()))?,
+        };
+        let (backend, model, policy) = (Arc::clone(&self.backend), Arc::clone(&self.model), self.cfg.policy);
+        let sl = &mut self.slots[idx];
+        if sl.busy {
+            return Err(EngineError::SessionFile(format!("session {key:?} is generating")));
+        }
+        let s = sl.session.get_or_insert_with(|| Session::new(&*backend, &model, policy));
+        s.load_from(&backend, &model, path).map_err(EngineError::SessionFile)?;
+        sl.key = Some(key.to_string());
+        sl.last_used = Instant::now();
+        Ok(s.pos())
     }
 
     fn cancel_dead(&mut self) {
@@ -240,8 +303,11 @@ impl<B: Backend> Worker<B> {
         let session = sl
             .session
             .get_or_insert_with(|| Session::new(&*self.backend, &self.model, self.cfg.policy));
-        // Reuse the shared prefix, but always evaluate at least the last prompt token.
-        let target = session.common_prefix(&s.req.prompt).min(n - 1);
+        // A prompt equal to everything evaluated, with the logits kept: sample at once.
+        let lcp = session.common_prefix(&s.req.prompt);
+        let ready = if lcp == n && session.pos() == n { session.last_logits.clone() } else { None };
+        // Otherwise reuse the shared prefix, but evaluate at least the last prompt token.
+        let target = if ready.is_some() { n } else { lcp.min(n - 1) };
         let (rw, replay) = match session.rewind(target) {
             Ok(x) => x,
             Err(e) => {
@@ -261,10 +327,12 @@ impl<B: Backend> Worker<B> {
         let sampler = Sampler::new(s.req.sampling.clone());
         let stop = StopMatcher::new(&s.req.stop);
         let in_reasoning = s.req.thinking.starts_in_reasoning;
+        let phase = if ready.is_some() { Phase::Decode } else { Phase::Prefill };
         self.active.push(Active {
             sub: s,
             slot,
-            phase: Phase::Prefill,
+            phase,
+            ready,
             pending,
             cursor: 0,
             next: None,
@@ -281,6 +349,22 @@ impl<B: Backend> Worker<B> {
 
     /// One forward pass over all decoding requests plus one prefill chunk.
     fn step(&mut self) -> Result<(), EngineError> {
+        // Requests whose prompt was entirely cached sample before any pass.
+        let mut done: Vec<(usize, FinishReason)> = Vec::new();
+        for (i, a) in self.active.iter_mut().enumerate() {
+            if let Some(mut l) = a.ready.take() {
+                a.t_decode = Some(Instant::now());
+                let pos = self.slots[a.slot].session.as_ref().map_or(0, |s| s.pos());
+                if let Some(reason) = Self::sample(&self.tok, a, &mut l, pos, self.cfg.ctx) {
+                    done.push((i, reason));
+                }
+            }
+        }
+        done.sort_by(|a, b| b.0.cmp(&a.0));
+        for (i, reason) in done {
+            let a = self.active.swap_remove(i);
+            self.finish(a, reason);
+        }
         // (active index, tokens this step, wants logits)
         let mut plan: Vec<(usize, Vec<u32>, bool)> = Vec::new();
         for (i, a) in self.active.iter().enumerate() {
@@ -356,6 +440,9 @@ impl<B: Backend> Worker<B> {
             if want {
                 let mut l = logits[lrow * v..(lrow + 1) * v].to_vec();
                 lrow += 1;
+                if let Some(s) = self.slots[a.slot].session.as_mut() {
+                    s.last_logits = Some(l.clone());
+                }
                 if a.phase == Phase::Prefill {
                     a.phase = Phase::Decode;
                     a.t_decode = Some(Instant::now());

@@ -166,3 +166,30 @@ fn invalid_requests_get_clear_errors() {
     assert!(matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("top_p")));
 }
 
+
+#[test]
+fn saved_sessions_restore_without_re_prefill() {
+    let p = prompt(150, 7);
+    let mut r = greedy(p.clone(), 6);
+    r.session_key = Some("save-a".into());
+    let first = run(r);
+    let path = std::env::temp_dir().join(format!("dsv4-session-{}.kv", std::process::id()));
+    let saved = ENGINE.save_session("save-a", &path).unwrap();
+    assert_eq!(saved, 155, "prompt + 5 evaluated generated tokens");
+    ENGINE.forget_session("save-a");
+    let loaded = ENGINE.load_session("save-b", &path).unwrap();
+    assert_eq!(loaded, 155);
+    let mut cont = p.clone();
+    cont.extend_from_slice(&first.tokens[..5]);
+    let expect_next = first.tokens[5];
+    let mut r = greedy(cont, 3);
+    r.session_key = Some("save-b".into());
+    let c = run(r);
+    assert_eq!(c.usage.cached_tokens, 155, "the whole prompt comes from the file");
+    assert_eq!(c.tokens[0], expect_next, "restored state continues exactly");
+    // A corrupt file is refused with a clear error and leaves nothing half-loaded.
+    std::fs::write(&path, b"garbage").unwrap();
+    let e = ENGINE.load_session("save-c", &path).unwrap_err();
+    assert!(e.to_string().contains("session"), "{e}");
+    std::fs::remove_file(&path).unwrap();
+}

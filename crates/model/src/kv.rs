@@ -530,3 +530,122 @@ mod tests {
         assert_eq!(out, key);
     }
 }
+
+// ---- persistence (see persist.rs) ----
+
+use crate::persist::{Dec, Enc as Writer};
+
+impl Enc {
+    fn tag(self) -> u64 {
+        match self {
+            Enc::F32 => 0,
+            Enc::Fp8 { rope } => 1 | ((rope as u64) << 8),
+            Enc::Fp4 => 2,
+        }
+    }
+}
+
+impl RowStore {
+    fn encode(&self, e: &mut Writer<'_>) -> std::io::Result<()> {
+        e.u64(self.enc.tag())?;
+        e.u64(self.dim as u64)?;
+        e.u64(self.n as u64)?;
+        if self.enc == Enc::F32 {
+            let b: Vec<u8> = self.f32s.iter().flat_map(|v| v.to_le_bytes()).collect();
+            e.bytes(&b)
+        } else {
+            e.bytes(&self.bytes)
+        }
+    }
+
+    fn decode(d: &mut Dec<'_>, like: &RowStore) -> Result<RowStore> {
+        let bad = |m: &str| ModelError::Snapshot(m.to_string());
+        if d.u64()? != like.enc.tag() || d.u64()? != like.dim as u64 {
+            return Err(bad("KV row format differs (saved with another --kv setting or model)"));
+        }
+        let n = d.u64()? as usize;
+        let data = d.bytes()?;
+        if data.len() != n.saturating_mul(like.row_bytes) {
+            return Err(bad("KV row data has the wrong length"));
+        }
+        let mut s = RowStore::new(like.enc, like.dim);
+        s.n = n;
+        if like.enc == Enc::F32 {
+            s.f32s = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        } else {
+            s.bytes = data;
+        }
+        Ok(s)
+    }
+}
+
+impl SessionState {
+    pub(crate) fn encode(&self, e: &mut Writer<'_>) -> std::io::Result<()> {
+        e.u64(self.pos as u64)?;
+        e.u64(self.raw_history as u64)?;
+        e.u64(self.layers.len() as u64)?;
+        for l in &self.layers {
+            e.u64(l.raw.first_pos as u64)?;
+            l.raw.rows.encode(e)?;
+            for c in [&l.comp, &l.index].into_iter().flatten() {
+                e.comp(&c.state)?;
+                c.rows.encode(e)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes into a new state shaped like `self`.
+    pub(crate) fn decode(&self, d: &mut Dec<'_>) -> Result<SessionState> {
+        let mut out = self.clone();
+        out.pos = d.u64()? as usize;
+        out.raw_history = d.usize(1 << 30, "raw history")?;
+        if d.u64()? != self.layers.len() as u64 {
+            return Err(ModelError::Snapshot("layer count differs".into()));
+        }
+        for l in &mut out.layers {
+            l.raw.first_pos = d.usize(out.pos, "raw window start")?;
+            l.raw.rows = RowStore::decode(d, &l.raw.rows)?;
+            for c in [&mut l.comp, &mut l.index].into_iter().flatten() {
+                c.state = d.comp(&c.state)?;
+                c.rows = RowStore::decode(d, &c.rows)?;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Checkpoint {
+    pub(crate) fn encode(&self, e: &mut Writer<'_>) -> std::io::Result<()> {
+        e.u64(self.pos as u64)?;
+        e.u64(self.raw_from as u64)?;
+        for l in &self.layers {
+            l.raw.encode(e)?;
+            for (s, n) in [&l.comp, &l.index].into_iter().flatten() {
+                e.comp(s)?;
+                e.u64(*n as u64)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn decode(d: &mut Dec<'_>, like: &SessionState) -> Result<Checkpoint> {
+        let pos = d.usize(like.pos, "checkpoint position")?;
+        let raw_from = d.usize(pos, "checkpoint window start")?;
+        let mut layers = Vec::with_capacity(like.layers.len());
+        for l in &like.layers {
+            let raw = RowStore::decode(d, &l.raw.rows)?;
+            let mut comp = None;
+            let mut index = None;
+            for (slot, src) in [(&mut comp, &l.comp), (&mut index, &l.index)] {
+                if let Some(c) = src {
+                    let s = d.comp(&c.state)?;
+                    let n = d.usize(c.rows.len(), "checkpoint row count")?;
+                    *slot = Some((s, n));
+                }
+            }
+            layers.push(LayerCheckpoint { raw, comp, index });
+        }
+        Ok(Checkpoint { pos, raw_from, layers })
+    }
+}

@@ -15,6 +15,7 @@ pub mod hc;
 pub mod kv;
 pub mod model;
 pub mod numerics;
+pub mod persist;
 pub mod rope;
 pub mod synth;
 pub mod tensors;

@@ -4,12 +4,11 @@ use dsv4_gguf::GgmlType;
 use dsv4_quant::{ActBuf, Isa, Kernels, OutCols, act_type_for};
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let isa = Isa::from_name(&args[1]).unwrap();
+    let kern = if args[1] == "avx512bw" { *Kernels::all_variants().last().unwrap() } else { Kernels::with_isa(Isa::from_name(&args[1]).unwrap()).unwrap() };
     let ty = GgmlType::from_name(&args[2]).unwrap();
     let n: usize = args[3].parse().unwrap();
     let mb: usize = args[4].parse().unwrap();
     let k = 4096usize;
-    let kern = Kernels::with_isa(isa).unwrap();
     let rb = ty.row_bytes(k as u64).unwrap() as usize;
     let rows = (mb << 20) / rb;
     let mut s = 12345u64;

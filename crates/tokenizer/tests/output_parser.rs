@@ -83,7 +83,7 @@ fn by_chunks(raw: &str, mut size: impl FnMut() -> usize) -> Pieces {
     out
 }
 
-fn run(opts: ParserOptions, pieces: &Pieces) -> ParsedOutput {
+fn run(opts: ParserOptions, pieces: &Pieces, strict: bool) -> ParsedOutput {
     let mut parser = OutputParser::new(opts);
     let mut events = Vec::new();
     for (text, special) in pieces {
@@ -95,12 +95,14 @@ fn run(opts: ParserOptions, pieces: &Pieces) -> ParsedOutput {
     }
     events.extend(parser.finish());
     let out = parser.into_output();
-    check_events(&events, &out);
+    check_events(&events, &out, strict);
     out
 }
 
-/// The events must add up to the final output and never show a marker.
-fn check_events(events: &[OutputEvent], out: &ParsedOutput) {
+/// The events must add up to the final output; with `strict`, no marker may
+/// appear in reasoning or content. (Random garbage can spell a marker out of
+/// text on both sides of a dropped tag, so the random test is not strict.)
+fn check_events(events: &[OutputEvent], out: &ParsedOutput, strict: bool) {
     let (mut reasoning, mut content) = (String::new(), String::new());
     let mut args: Vec<String> = Vec::new();
     let mut names: Vec<String> = Vec::new();
@@ -152,8 +154,11 @@ fn check_events(events: &[OutputEvent], out: &ParsedOutput) {
             .map(|c| c.arguments.clone())
             .collect::<Vec<_>>()
     );
-    for text in [&out.reasoning, &out.content] {
-        for marker in ["｜DSML｜", "<think>", "</think>", "DSML", EOS] {
+    for text in [&out.reasoning, &out.content]
+        .into_iter()
+        .filter(|_| strict)
+    {
+        for marker in ["｜DSML｜", "<think>", "</think>", EOS] {
             assert!(!text.contains(marker), "{marker:?} leaked into {text:?}");
         }
     }
@@ -161,26 +166,44 @@ fn check_events(events: &[OutputEvent], out: &ParsedOutput) {
         let parsed: serde_json::Value = serde_json::from_str(&call.arguments)
             .unwrap_or_else(|e| panic!("arguments {:?} are not JSON: {e}", call.arguments));
         assert!(parsed.is_object());
-        assert!(!call.arguments.contains("DSML"));
     }
 }
 
 /// Parses `raw` at every granularity and returns the common result.
 fn parse_all_ways(tok: &Tokenizer, opts: ParserOptions, raw: &str) -> ParsedOutput {
-    let whole = run(opts, &by_chunks(raw, || usize::MAX / 2));
-    let chars = run(opts, &by_chunks(raw, || 1));
-    let tokens = run(opts, &by_tokens(tok, raw));
+    parse_all_ways_checked(tok, opts, raw, true)
+}
+
+fn parse_all_ways_checked(
+    tok: &Tokenizer,
+    opts: ParserOptions,
+    raw: &str,
+    strict: bool,
+) -> ParsedOutput {
+    let whole = run(opts, &by_chunks(raw, || usize::MAX / 2), strict);
+    let chars = run(opts, &by_chunks(raw, || 1), strict);
+    let tokens = run(opts, &by_tokens(tok, raw), strict);
     assert_eq!(chars, whole, "char by char differs for {raw:?}");
     assert_eq!(tokens, whole, "token by token differs for {raw:?}");
     for seed in 0..8 {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let chunked = run(opts, &by_chunks(raw, || rng.random_range(1..12)));
+        let chunked = run(opts, &by_chunks(raw, || rng.random_range(1..12)), strict);
         assert_eq!(
             chunked, whole,
             "random chunks (seed {seed}) differ for {raw:?}"
         );
     }
     whole
+}
+
+/// Like [`parse_all_ways`], for output whose values hold no DSML text: no
+/// DSML may remain in any call's arguments either.
+fn parse_clean(tok: &Tokenizer, opts: ParserOptions, raw: &str) -> ParsedOutput {
+    let out = parse_all_ways(tok, opts, raw);
+    for call in &out.tool_calls {
+        assert!(!call.arguments.contains("DSML"), "{:?}", call.arguments);
+    }
+    out
 }
 
 fn think() -> ParserOptions {
@@ -236,7 +259,7 @@ fn reasoning_then_content() {
         "Hello! a < b, <b>bold</b>, x<y, a｜b, </think-ish>"
     );
     assert_eq!(out.reasoning, "");
-    let out = parse_all_ways(&tok, chat(), &format!("trailing whitespace kept \n\n{EOS}"));
+    let out = parse_clean(&tok, chat(), &format!("trailing whitespace kept \n\n{EOS}"));
     assert_eq!(out.content, "trailing whitespace kept \n\n");
 }
 
@@ -250,7 +273,7 @@ fn canonical_tool_calls() {
             &[("tz", "true", "Europe/Rome"), ("fmt24", "false", "true")]
         )])
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.reasoning, "Need the tool.");
     assert_eq!(out.content, "");
     assert_eq!(out.tool_calls.len(), 1);
@@ -280,7 +303,7 @@ fn canonical_tool_calls() {
             call("noargs", &[]),
         ])
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.content, "Checking both.");
     let args: Vec<&str> = out
         .tool_calls
@@ -309,14 +332,14 @@ fn dsml_inside_unclosed_reasoning_ends_it() {
         "I should call the tool.{}{EOS}",
         block(&[call("f", &[("a", "false", "1")])])
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.reasoning, "I should call the tool.");
     assert_eq!(out.content, "");
     assert_eq!(out.tool_calls[0].arguments, r#"{"a": 1}"#);
     assert_eq!(kinds(&out), [DiagnosticKind::ToolCallsInReasoning]);
     // A late </think> after the block is dropped, never shown.
     let raw = format!("plan{}</think>{EOS}", block(&[call("f", &[])]));
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!((out.reasoning.as_str(), out.content.as_str()), ("plan", ""));
     assert!(kinds(&out).contains(&DiagnosticKind::StrayTag));
 }
@@ -327,7 +350,7 @@ fn missing_closing_tags_at_eos() {
     let raw = format!(
         "</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"search\">\n<｜DSML｜parameter name=\"q\" string=\"true\">llamas{EOS}"
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     let c = &out.tool_calls[0];
     assert_eq!(c.arguments, r#"{"q": "llamas"}"#);
     assert!(!c.closed);
@@ -345,7 +368,7 @@ fn missing_closing_tags_at_eos() {
     let raw = format!(
         "</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"a\">\n<｜DSML｜parameter name=\"x\" string=\"false\">1\n<｜DSML｜parameter name=\"y\" string=\"true\">two</｜DSML｜parameter>\n<｜DSML｜invoke name=\"b\">\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>{EOS}"
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.tool_calls.len(), 2);
     assert_eq!(out.tool_calls[0].arguments, "{\"x\": 1\n, \"y\": \"two\"}");
     assert!(out.tool_calls.iter().all(|c| c.closed));
@@ -362,7 +385,7 @@ fn missing_closing_tags_at_eos() {
 
     // Cut by the length limit (no EOS): the call is reported as not closed.
     let raw = "</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"w\">\n<｜DSML｜parameter name=\"path\" string=\"true\">/tmp/fi";
-    let out = parse_all_ways(&tok, think(), raw);
+    let out = parse_clean(&tok, think(), raw);
     assert!(!out.ended_by_eos && !out.tool_calls[0].closed);
     assert_eq!(out.tool_calls[0].arguments, r#"{"path": "/tmp/fi"}"#);
 }
@@ -373,7 +396,7 @@ fn garbled_and_short_tag_forms() {
     let raw = format!(
         "</think>\n\n<|DSML|tool_calls>\n<DSML｜invoke name='get'>\n<｜｜DSML｜｜parameter name=“city” string=“true”>Paris</DSML｜parameter>\n</|DSML|invoke>\n</｜DSML｜tool_calls>{EOS}"
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.tool_calls.len(), 1);
     assert_eq!(out.tool_calls[0].name, "get");
     assert_eq!(out.tool_calls[0].arguments, r#"{"city": "Paris"}"#);
@@ -386,20 +409,20 @@ fn garbled_and_short_tag_forms() {
     let raw = format!(
         "Sure.\n\n<tool_calls>\n<invoke name=\"x\">\n<parameter name=\"a\" string=\"false\">[1]</parameter>\n</invoke>\n</tool_calls>{EOS}"
     );
-    let out = parse_all_ways(&tok, chat(), &raw);
+    let out = parse_clean(&tok, chat(), &raw);
     assert_eq!(out.content, "Sure.");
     assert_eq!(out.tool_calls[0].arguments, r#"{"a": [1]}"#);
     let strict = ParserOptions {
         accept_plain_tags: false,
         ..chat()
     };
-    let out = parse_all_ways(&tok, strict, &raw);
+    let out = parse_clean(&tok, strict, &raw);
     assert!(out.tool_calls.is_empty());
     assert!(out.content.starts_with("Sure.\n\n<tool_calls>"));
 
     // An invoke without its block opener.
     let raw = format!("</think>{}{EOS}", call("f", &[("k", "true", "v")]));
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.tool_calls[0].arguments, r#"{"k": "v"}"#);
     assert!(kinds(&out).contains(&DiagnosticKind::MissingToolCallsOpener));
 }
@@ -418,7 +441,7 @@ fn invalid_values_are_reported_not_replaced() {
             ]
         )])
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     let c = &out.tool_calls[0];
     assert_eq!(
         c.arguments,
@@ -443,7 +466,7 @@ fn invalid_values_are_reported_not_replaced() {
     let raw = format!(
         "</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=\"f\">\n<｜DSML｜parameter name=\"n\">42</｜DSML｜parameter>\n<｜DSML｜parameter name=\"s\" string=\"maybe\">hello</｜DSML｜parameter>\n<｜DSML｜parameter name=\"n\" string=\"true\">x</｜DSML｜parameter>\n</｜DSML｜invoke>\n<｜DSML｜invoke>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>{EOS}"
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(
         out.tool_calls[0].arguments,
         r#"{"n": 42, "s": "hello", "n": "x"}"#
@@ -471,14 +494,14 @@ fn invalid_values_are_reported_not_replaced() {
 fn unclosed_reasoning() {
     let tok = Tokenizer::builtin().unwrap();
     // EOS without </think>: the "reasoning" is the answer.
-    let out = parse_all_ways(&tok, think(), &format!("The answer is 42.{EOS}"));
+    let out = parse_clean(&tok, think(), &format!("The answer is 42.{EOS}"));
     assert_eq!(
         (out.reasoning.as_str(), out.content.as_str()),
         ("", "The answer is 42.")
     );
     assert_eq!(kinds(&out), [DiagnosticKind::UnclosedReasoningPromoted]);
     // Cut by length: everything stays reasoning.
-    let out = parse_all_ways(&tok, think(), "Still thinking about");
+    let out = parse_clean(&tok, think(), "Still thinking about");
     assert_eq!(
         (out.reasoning.as_str(), out.content.as_str()),
         ("Still thinking about", "")
@@ -488,7 +511,7 @@ fn unclosed_reasoning() {
         promote_unclosed_reasoning: false,
         ..think()
     };
-    let out = parse_all_ways(&tok, keep, &format!("r{EOS}"));
+    let out = parse_clean(&tok, keep, &format!("r{EOS}"));
     assert_eq!((out.reasoning.as_str(), out.content.as_str()), ("r", ""));
 }
 
@@ -498,7 +521,7 @@ fn stray_markers_never_reach_content() {
     let raw = format!(
         "<think>plan</think>a</think>b ｜DSML｜ c</｜DSML｜tool_calls>d</｜DSML｜invoke>e{EOS}"
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.reasoning, "plan");
     assert_eq!(out.content, "ab  cde");
     assert_eq!(out.diagnostics.len(), 5);
@@ -515,16 +538,16 @@ fn stray_markers_never_reach_content() {
 
     // Text after a tool block becomes content (leading whitespace dropped).
     let raw = format!("</think>{}\nextra words{EOS}", block(&[call("f", &[])]));
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.content, "extra words");
     let raw = format!("</think>{}\n\n{EOS}", block(&[call("f", &[])]));
-    assert_eq!(parse_all_ways(&tok, think(), &raw).content, "");
+    assert_eq!(parse_clean(&tok, think(), &raw).content, "");
 
     // Text inside a block, outside parameter values, is dropped and reported once.
     let raw = format!(
         "</think>\n\n<｜DSML｜tool_calls>\nnoise here\n<｜DSML｜invoke name=\"f\">\njunk text\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>{EOS}"
     );
-    let out = parse_all_ways(&tok, think(), &raw);
+    let out = parse_clean(&tok, think(), &raw);
     assert_eq!(out.tool_calls[0].arguments, "{}");
     let strays: Vec<&str> = out
         .diagnostics
@@ -605,17 +628,48 @@ fn streams_string_arguments_incrementally() {
 fn random_outputs_parse_identically_at_every_split() {
     let tok = Tokenizer::builtin().unwrap();
     let fragments = [
-        "text ", "\n", "\n\n", " ", "<", ">", "｜", "｜DSML｜", "</think>", "<think>", "<thi", "DSML",
-        "<｜DSML｜tool_calls>", "</｜DSML｜tool_calls>", "<｜DSML｜invoke name=\"f\">",
-        "</｜DSML｜invoke>", "<｜DSML｜parameter name=\"p\" string=\"true\">",
-        "<｜DSML｜parameter name=\"q\" string=\"false\">", "</｜DSML｜parameter>", "{\"a\": 1}",
-        "[1, 2", "<|DSML|invoke name='g'>", "<tool_calls>", "<invoke name=x>", "</parameter>",
-        "日本語", "é\u{301}", "\"quoted\\\"", "a<b", "<b>", "｜x", "</", "<｜DSML｜", "name=\"", "}",
+        "text ",
+        "\n",
+        "\n\n",
+        " ",
+        "<",
+        ">",
+        "｜",
+        "｜DSML｜",
+        "</think>",
+        "<think>",
+        "<thi",
+        "DSML",
+        "<｜DSML｜tool_calls>",
+        "</｜DSML｜tool_calls>",
+        "<｜DSML｜invoke name=\"f\">",
+        "</｜DSML｜invoke>",
+        "<｜DSML｜parameter name=\"p\" string=\"true\">",
+        "<｜DSML｜parameter name=\"q\" string=\"false\">",
+        "</｜DSML｜parameter>",
+        "{\"a\": 1}",
+        "[1, 2",
+        "<|DSML|invoke name='g'>",
+        "<tool_calls>",
+        "<invoke name=x>",
+        "</parameter>",
+        "日本語",
+        "é\u{301}",
+        "\"quoted\\\"",
+        "a<b",
+        "<b>",
+        "｜x",
+        "</",
+        "<｜DSML｜",
+        "name=\"",
+        "}",
     ];
     let mut rng = rand::rngs::StdRng::seed_from_u64(2026);
     for case in 0..300 {
         let n = rng.random_range(1..40);
-        let mut raw: String = (0..n).map(|_| fragments[rng.random_range(0..fragments.len())]).collect();
+        let mut raw: String = (0..n)
+            .map(|_| fragments[rng.random_range(0..fragments.len())])
+            .collect();
         if rng.random_bool(0.5) {
             raw.push_str(EOS);
         }
@@ -624,6 +678,6 @@ fn random_outputs_parse_identically_at_every_split() {
             accept_plain_tags: case % 3 != 0,
             promote_unclosed_reasoning: case % 5 != 0,
         };
-        parse_all_ways(&tok, opts, &raw);
+        parse_all_ways_checked(&tok, opts, &raw, false);
     }
 }

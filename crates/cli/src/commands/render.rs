@@ -39,7 +39,9 @@ pub(crate) struct Args {
 pub(crate) fn run(a: &Args) -> Result<()> {
     let mut json = String::new();
     if a.request.as_os_str() == "-" {
-        std::io::stdin().read_to_string(&mut json).context("reading the request from stdin")?;
+        std::io::stdin()
+            .read_to_string(&mut json)
+            .context("reading the request from stdin")?;
     } else {
         json = std::fs::read_to_string(&a.request)
             .with_context(|| format!("cannot read {}", a.request.display()))?;

@@ -55,7 +55,9 @@ pub(crate) fn load_tokenizer(model: Option<&Path>) -> Result<Tokenizer> {
     let file = GgufFile::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let md = file.metadata();
     let key = |k: &'static str| move || format!("{}: metadata key `{k}`", path.display());
-    let kind = md.string("tokenizer.ggml.model").with_context(key("tokenizer.ggml.model"))?;
+    let kind = md
+        .string("tokenizer.ggml.model")
+        .with_context(key("tokenizer.ggml.model"))?;
     if kind != "gpt2" {
         bail!(
             "{}: `tokenizer.ggml.model` is {kind:?}, but DeepSeek V4 uses a byte-level BPE \
@@ -63,8 +65,12 @@ pub(crate) fn load_tokenizer(model: Option<&Path>) -> Result<Tokenizer> {
             path.display()
         );
     }
-    let tokens = md.strings("tokenizer.ggml.tokens").with_context(key("tokenizer.ggml.tokens"))?;
-    let merges = md.strings("tokenizer.ggml.merges").with_context(key("tokenizer.ggml.merges"))?;
+    let tokens = md
+        .strings("tokenizer.ggml.tokens")
+        .with_context(key("tokenizer.ggml.tokens"))?;
+    let merges = md
+        .strings("tokenizer.ggml.merges")
+        .with_context(key("tokenizer.ggml.merges"))?;
     let types = md
         .ints("tokenizer.ggml.token_type")
         .with_context(key("tokenizer.ggml.token_type"))?
@@ -72,7 +78,9 @@ pub(crate) fn load_tokenizer(model: Option<&Path>) -> Result<Tokenizer> {
         .map(i32::try_from)
         .collect::<Result<Vec<i32>, _>>()
         .with_context(key("tokenizer.ggml.token_type"))?;
-    let pre = md.string("tokenizer.ggml.pre").with_context(key("tokenizer.ggml.pre"))?;
+    let pre = md
+        .string("tokenizer.ggml.pre")
+        .with_context(key("tokenizer.ggml.pre"))?;
     Tokenizer::from_gguf_vocab(&tokens, &merges, &types, pre)
         .with_context(|| format!("{}: tokenizer metadata", path.display()))
 }
@@ -110,7 +118,8 @@ pub(crate) fn run_tokenize(a: &TokenizeArgs) -> Result<()> {
     let text = match (&a.text, &a.file) {
         (Some(text), _) => text.clone(),
         (None, Some(path)) => {
-            let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
             String::from_utf8(bytes).map_err(|e| {
                 anyhow::anyhow!(
                     "{} is not UTF-8 text (invalid byte at offset {})",
@@ -142,7 +151,10 @@ pub(crate) fn parse_ids(text: &str) -> Result<Vec<u32>> {
     inner
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<u32>().with_context(|| format!("{s:?} is not a token id")))
+        .map(|s| {
+            s.parse::<u32>()
+                .with_context(|| format!("{s:?} is not a token id"))
+        })
         .collect()
 }
 
@@ -151,7 +163,8 @@ pub(crate) fn run_detokenize(a: &DetokenizeArgs) -> Result<()> {
     let ids = match (&a.ids, &a.file) {
         (Some(list), _) => parse_ids(list)?,
         (None, Some(path)) => parse_ids(
-            &std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?,
+            &std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
         )?,
         (None, None) => bail!("give --ids or --file"),
     };
@@ -174,6 +187,9 @@ mod tests {
         assert!(parse_ids("1,x").is_err());
         assert_eq!(escape_piece(b" a\n\"\\"), " a\\n\\\"\\\\");
         assert_eq!(escape_piece(&[0xE4, 0xB8]), "\\xE4\\xB8");
-        assert_eq!(escape_piece("\u{200D}\u{3000}".as_bytes()), "\\u{200d}\\u{3000}");
+        assert_eq!(
+            escape_piece("\u{200D}\u{3000}".as_bytes()),
+            "\\u{200d}\\u{3000}"
+        );
     }
 }

@@ -45,6 +45,11 @@ pub trait SessionStateOps: Send + std::fmt::Debug {
     fn kv_bytes(&self) -> usize;
     /// Forgets everything (position 0).
     fn reset(&mut self);
+    /// Serializes the state and its checkpoints.
+    fn save(&self, model: &Model, checkpoints: &[Self::Checkpoint], w: &mut dyn std::io::Write) -> Result<()>;
+    /// Restores a state written by [`SessionStateOps::save`] (of `len` bytes);
+    /// returns its checkpoints. On error the state is unchanged.
+    fn load(&mut self, model: &Model, r: &mut dyn std::io::Read, len: u64) -> Result<Vec<Self::Checkpoint>>;
 }
 
 /// Optional per-step observations, for verification against references.

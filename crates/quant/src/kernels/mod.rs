@@ -31,6 +31,7 @@ mod avx2;
 #[allow(unsafe_code)]
 mod avx512;
 #[cfg(target_arch = "aarch64")]
+#[allow(unsafe_code)]
 mod neon;
 mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -565,21 +565,13 @@ impl OutputParser {
             return true;
         }
         if !self.pending.starts_with('<') {
-            let end = self.pending[1..]
-                .find('<')
-                .map_or(self.pending.len(), |i| i + 1);
-            let text: String = self.pending.drain(..end).collect();
-            self.stray.push_str(&text);
+            self.take_stray();
             return true;
         }
         match lex(&self.pending, at_end) {
             Lexed::NeedMore => false,
             Lexed::NotTag => {
-                let end = self.pending[1..]
-                    .find('<')
-                    .map_or(self.pending.len(), |i| i + 1);
-                let text: String = self.pending.drain(..end).collect();
-                self.stray.push_str(&text);
+                self.take_stray();
                 true
             }
             Lexed::Tag { len, tag } => {
@@ -598,6 +590,17 @@ impl OutputParser {
                 true
             }
         }
+    }
+
+    /// Moves the first character of `pending` and the text up to the next `<`
+    /// into the stray-text buffer.
+    fn take_stray(&mut self) {
+        let first = self.pending.chars().next().map_or(0, char::len_utf8);
+        let end = self.pending[first..]
+            .find('<')
+            .map_or(self.pending.len(), |i| i + first);
+        let text: String = self.pending.drain(..end).collect();
+        self.stray.push_str(&text);
     }
 
     fn flush_stray(&mut self) {

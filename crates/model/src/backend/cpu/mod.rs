@@ -72,6 +72,12 @@ impl SessionStateOps for SessionState {
     fn reset(&mut self) {
         SessionState::reset(self)
     }
+    fn save(&self, model: &Model, checkpoints: &[Self::Checkpoint], w: &mut dyn std::io::Write) -> Result<()> {
+        crate::persist::save(&model.cfg, self, checkpoints, w)
+    }
+    fn load(&mut self, model: &Model, r: &mut dyn std::io::Read, len: u64) -> Result<Vec<Self::Checkpoint>> {
+        crate::persist::load(&model.cfg, self, r, len)
+    }
 }
 
 impl CpuBackend {
