@@ -45,7 +45,13 @@ pub struct Session<B: Backend> {
     /// Logits after the last evaluated token (lets an identical prompt, e.g. a
     /// regenerate, start sampling without evaluating anything).
     pub last_logits: Option<Vec<f32>>,
+    /// Off-grid checkpoints at the ends of recent prompts, with their logits:
+    /// a regenerate or an edit after a prompt restores one and evaluates nothing.
+    marks: Vec<(<B::State as SessionStateOps>::Checkpoint, Vec<f32>)>,
 }
+
+/// Off-grid marks kept per session.
+const MAX_MARKS: usize = 4;
 
 /// How a rewind was done.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +66,7 @@ impl<B: Backend> Session<B> {
     /// An empty session.
     pub fn new(backend: &B, model: &Model, policy: CheckpointPolicy) -> Self {
         let state = backend.new_state(model);
-        let mut s = Session { tokens: Vec::new(), state, checkpoints: Vec::new(), policy, last_logits: None };
+        let mut s = Session { tokens: Vec::new(), state, checkpoints: Vec::new(), policy, last_logits: None, marks: Vec::new() };
         s.checkpoints.push(<B::State as SessionStateOps>::checkpoint(&s.state, model.cfg.window));
         s
     }
@@ -103,12 +109,62 @@ impl<B: Backend> Session<B> {
         });
     }
 
-    /// Rewinds to `target ≤ pos()`: restores the nearest checkpoint and returns
-    /// the tokens to re-evaluate (the caller feeds them through the model).
+    /// Records an off-grid checkpoint here with the logits after the last token.
+    pub fn mark(&mut self, window: usize, logits: Vec<f32>) {
+        let pos = self.pos();
+        self.marks.retain(|(c, _)| B::State::checkpoint_pos(c) != pos);
+        if self.marks.len() == MAX_MARKS {
+            self.marks.remove(0);
+        }
+        self.marks.push((<B::State as SessionStateOps>::checkpoint(&self.state, window), logits));
+    }
+
+    /// Restores the mark at exactly `pos` (which must lie within the tokens
+    /// shared with the caller's prompt); returns its logits.
+    pub fn restore_mark(&mut self, pos: usize) -> Option<Vec<f32>> {
+        let i = self.marks.iter().position(|(c, _)| B::State::checkpoint_pos(c) == pos)?;
+        if pos > self.pos() {
+            return None;
+        }
+        let (cp, logits) = self.marks[i].clone();
+        self.state.restore(&cp).ok()?;
+        self.tokens.truncate(pos);
+        self.drop_after(pos);
+        self.last_logits = Some(logits.clone());
+        Some(logits)
+    }
+
+    /// Forgets checkpoints and marks past `pos` (their tokens are being replaced).
+    fn drop_after(&mut self, pos: usize) {
+        self.checkpoints.retain(|c| B::State::checkpoint_pos(c) <= pos);
+        self.marks.retain(|(c, _)| B::State::checkpoint_pos(c) <= pos);
+    }
+
+    /// Rewinds to `target ≤ pos()`: restores the nearest checkpoint or mark and
+    /// returns the tokens to re-evaluate (the caller feeds them through the model).
     pub fn rewind(&mut self, target: usize) -> dsv4_model::Result<(Rewind, Vec<u32>)> {
         let pos = self.pos();
         if target >= pos {
             return Ok((Rewind { from: pos, replay: 0 }, Vec::new()));
+        }
+        let best_mark = self
+            .marks
+            .iter()
+            .map(|(c, _)| B::State::checkpoint_pos(c))
+            .filter(|&p| p <= target)
+            .max();
+        let best_grid = self.checkpoints.iter().map(B::State::checkpoint_pos).filter(|&p| p <= target).max();
+        if let Some(m) = best_mark
+            && best_grid.is_none_or(|g| m > g)
+            && let Some(i) = self.marks.iter().position(|(c, _)| B::State::checkpoint_pos(c) == m)
+        {
+            let cp = self.marks[i].0.clone();
+            self.state.restore(&cp)?;
+            let replay = self.tokens[m..target].to_vec();
+            self.tokens.truncate(m);
+            self.drop_after(m);
+            self.last_logits = None;
+            return Ok((Rewind { from: m, replay: replay.len() }, replay));
         }
         let idx = self
             .checkpoints
@@ -119,9 +175,9 @@ impl<B: Backend> Session<B> {
         let cp = self.checkpoints[idx].clone();
         let from = B::State::checkpoint_pos(&cp);
         self.state.restore(&cp)?;
-        self.checkpoints.truncate(idx + 1);
         let replay = self.tokens[from..target].to_vec();
         self.tokens.truncate(from);
+        self.drop_after(from);
         tracing::debug!(from, target, "rewind");
         Ok((Rewind { from, replay: replay.len() }, replay))
     }
@@ -129,6 +185,7 @@ impl<B: Backend> Session<B> {
     /// Forgets everything.
     pub fn reset(&mut self, window: usize) {
         self.last_logits = None;
+        self.marks.clear();
         self.state.reset();
         self.tokens.clear();
         self.checkpoints.clear();
@@ -137,7 +194,9 @@ impl<B: Backend> Session<B> {
 
     /// Bytes held: KV rows, frontier and checkpoints.
     pub fn bytes(&self) -> usize {
-        self.state.kv_bytes() + self.checkpoints.iter().map(B::State::checkpoint_bytes).sum::<usize>()
+        self.state.kv_bytes()
+            + self.checkpoints.iter().map(B::State::checkpoint_bytes).sum::<usize>()
+            + self.marks.iter().map(|(c, l)| B::State::checkpoint_bytes(c) + 4 * l.len()).sum::<usize>()
     }
 
     /// Writes the session (tokens, KV state, checkpoints) to `path` atomically.
@@ -209,6 +268,7 @@ impl<B: Backend> Session<B> {
         self.state = state;
         self.tokens = tokens;
         self.checkpoints = cps;
+        self.marks.clear();
         self.last_logits = (!logits.is_empty()).then_some(logits);
         Ok(())
     }

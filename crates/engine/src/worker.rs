@@ -305,7 +305,14 @@ impl<B: Backend> Worker<B> {
             .get_or_insert_with(|| Session::new(&*self.backend, &self.model, self.cfg.policy));
         // A prompt equal to everything evaluated, with the logits kept: sample at once.
         let lcp = session.common_prefix(&s.req.prompt);
-        let ready = if lcp == n && session.pos() == n { session.last_logits.clone() } else { None };
+        let ready = if lcp == n && session.pos() == n {
+            session.last_logits.clone()
+        } else if lcp == n {
+            // The prompt ends where an earlier prompt ended (regenerate, edited tail).
+            session.restore_mark(n)
+        } else {
+            None
+        };
         // Otherwise reuse the shared prefix, but evaluate at least the last prompt token.
         let target = if ready.is_some() { n } else { lcp.min(n - 1) };
         let (rw, replay) = match session.rewind(target) {
@@ -441,6 +448,9 @@ impl<B: Backend> Worker<B> {
                 let mut l = logits[lrow * v..(lrow + 1) * v].to_vec();
                 lrow += 1;
                 if let Some(s) = self.slots[a.slot].session.as_mut() {
+                    if a.phase == Phase::Prefill {
+                        s.mark(window, l.clone());
+                    }
                     s.last_logits = Some(l.clone());
                 }
                 if a.phase == Phase::Prefill {

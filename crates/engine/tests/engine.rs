@@ -77,15 +77,31 @@ fn rewind_reuses_the_prefix_and_regenerates_identically() {
     r.session_key = key.clone();
     let first = run(r);
     assert_eq!(first.usage.cached_tokens, 0);
-    // Same prompt again on the same session: it has 315 tokens evaluated; the
-    // rewind restores the checkpoint at 256 and replays only 43 tokens.
+    // Same prompt again (a regenerate): the mark left at the end of the prompt
+    // is restored with its logits, nothing is evaluated.
     let mut r = greedy(p.clone(), 16);
     r.session_key = key.clone();
     let again = run(r);
     assert_eq!(again.tokens, first.tokens, "regenerate after rewind must equal the first run");
-    assert_eq!(again.usage.cached_tokens, 256);
-    assert_eq!(again.usage.replayed_tokens, 299 - 256);
-    assert!(again.usage.replayed_tokens < 128, "rewind re-evaluates a bounded tail");
+    assert_eq!((again.usage.cached_tokens, again.usage.replayed_tokens), (300, 0));
+    // An edit at position 290: the checkpoint at 256 is restored and only the
+    // 34 known tokens before the edit are re-evaluated; the result equals a
+    // fresh run of the edited prompt on an empty session.
+    let mut edited = p.clone();
+    edited.truncate(290);
+    edited.extend(prompt(12, 77));
+    let mut r = greedy(edited.clone(), 8);
+    r.session_key = key.clone();
+    let e = run(r);
+    assert_eq!((e.usage.cached_tokens, e.usage.replayed_tokens), (256, 34));
+    assert!(e.usage.replayed_tokens < 128, "rewind re-evaluates a bounded tail");
+    let mut r = greedy(edited, 8);
+    r.session_key = Some("rewind-fresh".into());
+    assert_eq!(run(r).tokens, e.tokens, "rewound run equals a fresh run token for token");
+    // Back to the original prompt and its continuation.
+    let mut r = greedy(p.clone(), 16);
+    r.session_key = key.clone();
+    assert_eq!(run(r).tokens, first.tokens);
     // A continuation shares the whole first exchange: nothing replayed.
     let mut cont = p.clone();
     cont.extend_from_slice(&first.tokens[..15]);

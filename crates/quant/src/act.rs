@@ -185,7 +185,10 @@ impl ActBuf {
             return None;
         }
         let nd = self.k / QK8_0;
-        Some(Q8_0Row { qs: self.codes(t), d: &self.d[t * nd..(t + 1) * nd] })
+        Some(Q8_0Row {
+            qs: self.codes(t),
+            d: &self.d[t * nd..(t + 1) * nd],
+        })
     }
 
     /// Row `t` of a Q8_K buffer, or `None` if the buffer holds another format
@@ -216,7 +219,12 @@ impl ActBuf {
 
     /// Mutable planes, as [`ActBuf::planes`].
     pub(crate) fn planes_mut(&mut self) -> (&mut [u8], usize, &mut [f32], &mut [i16]) {
-        (bytemuck::cast_slice_mut(&mut self.qs), self.qs_stride, &mut self.d, &mut self.bsums)
+        (
+            bytemuck::cast_slice_mut(&mut self.qs),
+            self.qs_stride,
+            &mut self.d,
+            &mut self.bsums,
+        )
     }
 }
 

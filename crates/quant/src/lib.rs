@@ -34,6 +34,10 @@
 //! # Ok(()) }
 //! ```
 
+// Kernels walk several parallel arrays (codes, scales, sums, lanes) with one
+// index, mirroring the ggml references they are checked against.
+#![allow(clippy::needless_range_loop)]
+
 pub mod act;
 pub mod blocks;
 mod error;

@@ -58,7 +58,11 @@ impl<'a> OutCols<'a> {
         if col_end > stride {
             return Err(bad());
         }
-        let needed = if n == 0 { 0 } else { (n - 1).checked_mul(stride).ok_or_else(bad)? + col_end };
+        let needed = if n == 0 {
+            0
+        } else {
+            (n - 1).checked_mul(stride).ok_or_else(bad)? + col_end
+        };
         if needed > data.len() {
             return Err(bad());
         }
@@ -66,7 +70,13 @@ impl<'a> OutCols<'a> {
         // clamp so the pointer stays inside (or one past) the allocation.
         let offset = col0.min(data.len());
         let ptr = NonNull::from(&mut data[offset..]).cast::<f32>();
-        Ok(OutCols { ptr, n, stride, cols, _borrow: PhantomData })
+        Ok(OutCols {
+            ptr,
+            n,
+            stride,
+            cols,
+            _borrow: PhantomData,
+        })
     }
 
     /// Rows (tokens) in the window.
@@ -88,7 +98,13 @@ impl<'a> OutCols<'a> {
         // 0 of this window, which lies in the borrowed allocation.
         let right = unsafe { self.ptr.add(mid) };
         Some((
-            OutCols { ptr: self.ptr, n: self.n, stride: self.stride, cols: mid, _borrow: PhantomData },
+            OutCols {
+                ptr: self.ptr,
+                n: self.n,
+                stride: self.stride,
+                cols: mid,
+                _borrow: PhantomData,
+            },
             OutCols {
                 ptr: right,
                 n: self.n,
@@ -133,7 +149,13 @@ impl<'a> OutCols<'a> {
         // row 0 of this window; the new window is a sub-range of this one and
         // borrows `self` mutably for its lifetime, so it cannot alias.
         let ptr = unsafe { self.ptr.add(c0) };
-        OutCols { ptr, n: self.n, stride: self.stride, cols, _borrow: PhantomData }
+        OutCols {
+            ptr,
+            n: self.n,
+            stride: self.stride,
+            cols,
+            _borrow: PhantomData,
+        }
     }
 
     /// The `cols` cells of token row `t` (`t < n`, checked by the caller).

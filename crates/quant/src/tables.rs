@@ -73,7 +73,11 @@ const fn build_iq2xxs_grid() -> [u64; 256] {
             let code = ((packed >> (2 * j)) & 3) as usize;
             // Code 3 never occurs in the compact table (checked by a test); map
             // it to the top level rather than index out of bounds.
-            let level = if code < 3 { IQ2_LEVELS[code] } else { IQ2_LEVELS[2] };
+            let level = if code < 3 {
+                IQ2_LEVELS[code]
+            } else {
+                IQ2_LEVELS[2]
+            };
             v |= (level as u64) << (8 * j);
             j += 1;
         }
@@ -128,7 +132,11 @@ pub const KVALUES_MXFP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4,
 /// `e = 255` (NaN in OCP MX) is not special-cased, exactly like ggml.
 #[inline]
 pub const fn e8m0_to_f32_half(e: u8) -> f32 {
-    let bits: u32 = if e < 2 { 0x0020_0000u32 << e } else { ((e as u32) - 1) << 23 };
+    let bits: u32 = if e < 2 {
+        0x0020_0000u32 << e
+    } else {
+        ((e as u32) - 1) << 23
+    };
     f32::from_bits(bits)
 }
 

@@ -17,6 +17,9 @@
 //!   products.
 //! - Float matmul and `matmul_f32`: the same bound with `k` terms.
 
+// Test helpers report failures by panicking, like the tests themselves.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::ops::Range;
 
 use dsv4_gguf::GgmlType;
@@ -84,9 +87,9 @@ fn make_weights(ty: GgmlType, rows: usize, k: usize, fill: WFill, rng: &mut StdR
             for c in w.chunks_exact_mut(2) {
                 let v: f32 = match fill {
                     WFill::Zero => 0.0,
-                    WFill::ExtremeScales => {
-                        *[65504.0f32, -6.0e-8, 0.0, 1.0e-5].get(rng.random_range(0..4)).unwrap_or(&0.0)
-                    }
+                    WFill::ExtremeScales => *[65504.0f32, -6.0e-8, 0.0, 1.0e-5]
+                        .get(rng.random_range(0..4))
+                        .unwrap_or(&0.0),
                     WFill::AllOnes => -1.0,
                     WFill::Random => rng.random_range(-2.0..2.0),
                 };
@@ -157,7 +160,9 @@ fn weight_magnitudes(ty: GgmlType, w: &[u8], k: usize, rows: usize) -> Vec<f64> 
     let mut out = Vec::with_capacity(rows * k);
     for r in 0..rows {
         let row = &w[r * rb..(r + 1) * rb];
-        scalar.dequantize_row(ty, row, &mut deq).expect("dequantize");
+        scalar
+            .dequantize_row(ty, row, &mut deq)
+            .expect("dequantize");
         let code_range = match ty {
             GgmlType::Q2_K => Some(16..80),
             GgmlType::Q4_K => Some(16..144),
@@ -168,11 +173,17 @@ fn weight_magnitudes(ty: GgmlType, w: &[u8], k: usize, rows: usize) -> Vec<f64> 
             for blk in zeroed.chunks_exact_mut(ty.block_bytes() as usize) {
                 blk[cr.clone()].fill(0);
             }
-            scalar.dequantize_row(ty, &zeroed, &mut mins).expect("dequantize");
+            scalar
+                .dequantize_row(ty, &zeroed, &mut mins)
+                .expect("dequantize");
         } else {
             mins.fill(0.0);
         }
-        out.extend(deq.iter().zip(&mins).map(|(&a, &m)| f64::from(a).abs() + f64::from(m).abs()));
+        out.extend(
+            deq.iter()
+                .zip(&mins)
+                .map(|(&a, &m)| f64::from(a).abs() + f64::from(m).abs()),
+        );
     }
     out
 }
@@ -183,11 +194,17 @@ fn act_magnitudes(act: &ActBuf, t: usize) -> Vec<f64> {
         ActType::F32 => act.row_f32(t).iter().map(|v| f64::from(*v).abs()).collect(),
         ActType::Q8_0 => {
             let r = act.row_q8_0(t).expect("row");
-            r.qs.iter().enumerate().map(|(i, &q)| f64::from(r.d[i / 32] * f32::from(q)).abs()).collect()
+            r.qs.iter()
+                .enumerate()
+                .map(|(i, &q)| f64::from(r.d[i / 32] * f32::from(q)).abs())
+                .collect()
         }
         ActType::Q8_K => {
             let r = act.row_q8k(t).expect("row");
-            r.qs.iter().enumerate().map(|(i, &q)| f64::from(r.d[i / 256] * f32::from(q)).abs()).collect()
+            r.qs.iter()
+                .enumerate()
+                .map(|(i, &q)| f64::from(r.d[i / 256] * f32::from(q)).abs())
+                .collect()
         }
     }
 }
@@ -206,8 +223,12 @@ fn run_matmul(
     let stride = cols + 3;
     let mut y = vec![f32::NAN; n * stride];
     let mut out = OutCols::window(&mut y, n, stride, 2, cols).expect("window");
-    kernels.matmul(ty, w, k, rows, act, &mut out).expect("matmul");
-    (0..n).flat_map(|t| y[t * stride + 2..t * stride + 2 + cols].to_vec()).collect()
+    kernels
+        .matmul(ty, w, k, rows, act, &mut out)
+        .expect("matmul");
+    (0..n)
+        .flat_map(|t| y[t * stride + 2..t * stride + 2 + cols].to_vec())
+        .collect()
 }
 
 fn run_matmul_f32(
@@ -222,7 +243,9 @@ fn run_matmul_f32(
     let cols = rows.len();
     let mut y = vec![f32::NAN; n * cols];
     let mut out = OutCols::new(&mut y, n, cols).expect("out");
-    kernels.matmul_f32(ty, w, k, rows, x, n, &mut out).expect("matmul_f32");
+    kernels
+        .matmul_f32(ty, w, k, rows, x, n, &mut out)
+        .expect("matmul_f32");
     y
 }
 
@@ -240,11 +263,19 @@ fn compare(
     let cols = rows.len();
     for (t, am) in amag.iter().enumerate() {
         for (c, r) in rows.clone().enumerate() {
-            let m: f64 = wmag[r * k..(r + 1) * k].iter().zip(am).map(|(w, a)| w * a).sum();
+            let m: f64 = wmag[r * k..(r + 1) * k]
+                .iter()
+                .zip(am)
+                .map(|(w, a)| w * a)
+                .sum();
             let tol = 4.0 * EPS * (terms as f64 + 2.0) * m + 1e-30;
             let (g, e) = (got[t * cols + c], want[t * cols + c]);
-            let ok = (f64::from(g) - f64::from(e)).abs() <= tol || (g.is_nan() && e.is_nan()) || g == e;
-            assert!(ok, "{what}: token {t}, row {r}: got {g:e}, reference {e:e}, tolerance {tol:e}");
+            let ok =
+                (f64::from(g) - f64::from(e)).abs() <= tol || (g.is_nan() && e.is_nan()) || g == e;
+            assert!(
+                ok,
+                "{what}: token {t}, row {r}: got {g:e}, reference {e:e}, tolerance {tol:e}"
+            );
         }
     }
 }
@@ -280,23 +311,44 @@ fn every_isa_matches_the_scalar_reference() {
             let act_ty = act_type_for(ty).expect("pairing");
             let wmag = weight_magnitudes(ty, &w, k, total_rows);
             let mut ref_act = ActBuf::new();
-            scalar.quantize_act(act_ty, &x, n, k, &mut ref_act).expect("quantize");
+            scalar
+                .quantize_act(act_ty, &x, n, k, &mut ref_act)
+                .expect("quantize");
             let amag: Vec<Vec<f64>> = (0..n).map(|t| act_magnitudes(&ref_act, t)).collect();
-            let xmag: Vec<Vec<f64>> =
-                (0..n).map(|t| x[t * k..(t + 1) * k].iter().map(|v| f64::from(*v).abs()).collect()).collect();
+            let xmag: Vec<Vec<f64>> = (0..n)
+                .map(|t| {
+                    x[t * k..(t + 1) * k]
+                        .iter()
+                        .map(|v| f64::from(*v).abs())
+                        .collect()
+                })
+                .collect();
             let blocks = k / ty.block_elems() as usize;
             for rows in [0..total_rows, 3..10, 1..2, 5..5] {
                 let want = run_matmul(&scalar, ty, &w, k, rows.clone(), &ref_act);
                 let want_f32 = run_matmul_f32(&scalar, ty, &w, k, rows.clone(), &x, n);
                 for kern in &variants {
-                    let what = format!("{ty} on {} case {case} k={k} n={n} rows={rows:?}", kern.describe());
+                    let what = format!(
+                        "{ty} on {} case {case} k={k} n={n} rows={rows:?}",
+                        kern.describe()
+                    );
                     let mut act = ActBuf::new();
-                    kern.quantize_act(act_ty, &x, n, k, &mut act).expect("quantize");
+                    kern.quantize_act(act_ty, &x, n, k, &mut act)
+                        .expect("quantize");
                     assert_same_act(&what, &act, &ref_act);
                     let got = run_matmul(kern, ty, &w, k, rows.clone(), &act);
                     compare(&what, &got, &want, &wmag, &amag, k, &rows, blocks);
                     let got = run_matmul_f32(kern, ty, &w, k, rows.clone(), &x, n);
-                    compare(&format!("{what} (f32)"), &got, &want_f32, &wmag, &xmag, k, &rows, k);
+                    compare(
+                        &format!("{what} (f32)"),
+                        &got,
+                        &want_f32,
+                        &wmag,
+                        &xmag,
+                        k,
+                        &rows,
+                        k,
+                    );
                     checked += 1;
                 }
             }
@@ -306,7 +358,11 @@ fn every_isa_matches_the_scalar_reference() {
 }
 
 fn assert_same_act(what: &str, a: &ActBuf, b: &ActBuf) {
-    assert_eq!((a.act_type(), a.n(), a.k()), (b.act_type(), b.n(), b.k()), "{what}");
+    assert_eq!(
+        (a.act_type(), a.n(), a.k()),
+        (b.act_type(), b.n(), b.k()),
+        "{what}"
+    );
     for t in 0..a.n() {
         match a.act_type() {
             ActType::F32 => assert_eq!(a.row_f32(t), b.row_f32(t), "{what}: f32 row {t}"),
@@ -333,7 +389,10 @@ fn bits(v: &[f32]) -> Vec<u32> {
 fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!("{what}: element {i}: got {:e}, reference {:e}", got[i], want[i]);
+        panic!(
+            "{what}: element {i}: got {:e}, reference {:e}",
+            got[i], want[i]
+        );
     }
 }
 
@@ -343,14 +402,25 @@ fn every_isa_dequantizes_bit_exactly() {
     let mut rng = StdRng::seed_from_u64(0x5EED_0002);
     for &ty in &WEIGHT_TYPES {
         let k = 3 * 256;
-        for fill in [WFill::Random, WFill::ExtremeScales, WFill::AllOnes, WFill::Zero] {
+        for fill in [
+            WFill::Random,
+            WFill::ExtremeScales,
+            WFill::AllOnes,
+            WFill::Zero,
+        ] {
             let w = make_weights(ty, 1, k, fill, &mut rng);
             let mut want = vec![0.0f32; k];
-            scalar.dequantize_row(ty, &w, &mut want).expect("dequantize");
+            scalar
+                .dequantize_row(ty, &w, &mut want)
+                .expect("dequantize");
             for kern in Kernels::all_variants() {
                 let mut got = vec![f32::NAN; k];
                 kern.dequantize_row(ty, &w, &mut got).expect("dequantize");
-                assert_bits(&format!("{ty} {fill:?} on {}", kern.describe()), &got, &want);
+                assert_bits(
+                    &format!("{ty} {fill:?} on {}", kern.describe()),
+                    &got,
+                    &want,
+                );
             }
         }
     }
@@ -365,7 +435,10 @@ fn f32_helpers_agree_across_isas() {
         let b: Vec<f32> = (0..len).map(|_| rng.random_range(-10.0..10.0)).collect();
         let m: f64 = a.iter().zip(&b).map(|(x, y)| f64::from(x * y).abs()).sum();
         let halves: Vec<u8> = a.iter().flat_map(|v| f16_bytes(*v)).collect();
-        let bf: Vec<u8> = a.iter().flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes()).collect();
+        let bf: Vec<u8> = a
+            .iter()
+            .flat_map(|v| ((v.to_bits() >> 16) as u16).to_le_bytes())
+            .collect();
         let mut want_h = vec![0.0f32; len];
         let mut want_b = vec![0.0f32; len];
         scalar.f16_to_f32(&halves, &mut want_h).expect("f16");
@@ -373,7 +446,10 @@ fn f32_helpers_agree_across_isas() {
         for kern in Kernels::all_variants() {
             let isa = kern.describe();
             let (d, e) = (kern.dot(&a, &b), scalar.dot(&a, &b));
-            assert!(f64::from(d - e).abs() <= 4.0 * EPS * (len as f64 + 2.0) * m, "{isa} dot {len}");
+            assert!(
+                f64::from(d - e).abs() <= 4.0 * EPS * (len as f64 + 2.0) * m,
+                "{isa} dot {len}"
+            );
 
             let mut y1 = b.clone();
             let mut y2 = b.clone();
@@ -381,7 +457,10 @@ fn f32_helpers_agree_across_isas() {
             scalar.axpy(0.37, &a, &mut y2);
             for (p, q) in y1.iter().zip(&y2) {
                 // One rounding (FMA) versus two.
-                assert!((p - q).abs() <= 2.0 * f32::EPSILON * (p.abs() + 4.0), "{isa} axpy");
+                assert!(
+                    (p - q).abs() <= 2.0 * f32::EPSILON * (p.abs() + 4.0),
+                    "{isa} axpy"
+                );
             }
             let mut s1 = a.clone();
             let mut s2 = a.clone();
@@ -422,7 +501,8 @@ fn threads_fill_disjoint_column_windows_of_one_output() {
     let w = make_weights(ty, rows, k, WFill::Random, &mut rng);
     let x = make_x(n, k, XFill::Normal, &mut rng);
     let mut act = ActBuf::new();
-    kern.quantize_act(ActType::Q8_0, &x, n, k, &mut act).expect("quantize");
+    kern.quantize_act(ActType::Q8_0, &x, n, k, &mut act)
+        .expect("quantize");
     let want = run_matmul(&kern, ty, &w, k, 0..rows, &act);
     let mut y = vec![0.0f32; n * rows];
     let windows = OutCols::new(&mut y, n, rows).expect("out").split_even(4);

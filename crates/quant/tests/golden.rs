@@ -6,14 +6,20 @@
 //! Q4_0, MXFP4, F16, BF16), and the Q8_0 activation quantizer must agree with
 //! gguf-py's Q8_0 weight quantizer (same rule).
 
+// Test helpers report failures by panicking, like the tests themselves.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use dsv4_gguf::GgmlType;
 use dsv4_quant::blocks::{
-    self, BlockMxfp4, BlockQ4_0, BlockQ8_0, Bf16Elem, F16Elem, QuantBlock, dequantize_blocks_ref,
+    self, Bf16Elem, BlockMxfp4, BlockQ4_0, BlockQ8_0, F16Elem, QuantBlock, dequantize_blocks_ref,
 };
 use dsv4_quant::{ActBuf, ActType, Kernels};
 
 fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 struct Case {
@@ -50,7 +56,11 @@ fn cases() -> Vec<Case> {
 fn assert_bits_eq(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert_eq!(g.to_bits(), w.to_bits(), "{what}: element {i}: got {g:e}, gguf-py {w:e}");
+        assert_eq!(
+            g.to_bits(),
+            w.to_bits(),
+            "{what}: element {i}: got {g:e}, gguf-py {w:e}"
+        );
     }
 }
 
@@ -84,13 +94,15 @@ fn reference_dequantization_matches_gguf_py_bit_for_bit() {
 
 #[test]
 fn every_kernel_table_dequantizes_like_gguf_py() {
-    for isa in Kernels::available() {
-        let kernels = Kernels::with_isa(isa).expect("available");
+    for kernels in Kernels::all_variants() {
+        let isa = kernels.describe();
         for c in cases() {
             let want = f32s(c.dequant);
             // Whole fixture at once, then one odd-sized row (a few blocks).
             let mut got = vec![f32::NAN; want.len()];
-            kernels.dequantize_row(c.ty, c.blocks, &mut got).expect("dequantize");
+            kernels
+                .dequantize_row(c.ty, c.blocks, &mut got)
+                .expect("dequantize");
             assert_bits_eq(&format!("{} on {isa}", c.ty), &got, &want);
 
             let be = c.ty.block_elems() as usize;
@@ -98,8 +110,14 @@ fn every_kernel_table_dequantizes_like_gguf_py() {
             let nblk = (3 * 256 / be).min(c.blocks.len() / bb);
             let (skip, take) = (bb, nblk * bb);
             let mut part = vec![0.0f32; nblk * be];
-            kernels.dequantize_row(c.ty, &c.blocks[skip..skip + take], &mut part).expect("row");
-            assert_bits_eq(&format!("{} row on {isa}", c.ty), &part, &want[be..be + nblk * be]);
+            kernels
+                .dequantize_row(c.ty, &c.blocks[skip..skip + take], &mut part)
+                .expect("row");
+            assert_bits_eq(
+                &format!("{} row on {isa}", c.ty),
+                &part,
+                &want[be..be + nblk * be],
+            );
         }
     }
 }
@@ -108,7 +126,13 @@ fn every_kernel_table_dequantizes_like_gguf_py() {
 fn quantizers_match_gguf_py_bytes() {
     let x = f32s(include_bytes!("fixtures/quant_input.f32"));
 
-    let mut q8 = vec![BlockQ8_0 { d: [0; 2], qs: [0; 32] }; x.len() / 32];
+    let mut q8 = vec![
+        BlockQ8_0 {
+            d: [0; 2],
+            qs: [0; 32]
+        };
+        x.len() / 32
+    ];
     blocks::q8_0::quantize_row_q8_0(&x, &mut q8);
     assert_eq!(
         bytemuck::cast_slice::<BlockQ8_0, u8>(&q8),
@@ -116,7 +140,13 @@ fn quantizers_match_gguf_py_bytes() {
         "Q8_0"
     );
 
-    let mut q4 = vec![BlockQ4_0 { d: [0; 2], qs: [0; 16] }; x.len() / 32];
+    let mut q4 = vec![
+        BlockQ4_0 {
+            d: [0; 2],
+            qs: [0; 16]
+        };
+        x.len() / 32
+    ];
     blocks::q4_0::quantize_row_q4_0(&x, &mut q4);
     assert_eq!(
         bytemuck::cast_slice::<BlockQ4_0, u8>(&q4),
@@ -156,16 +186,26 @@ fn q8_0_activation_quantizer_matches_gguf_py_on_every_isa() {
     let golden: &[BlockQ8_0] =
         blocks::as_blocks(include_bytes!("fixtures/q8_0.quant.bin")).expect("blocks");
     let (n, k) = (4, x.len() / 4);
-    for isa in Kernels::available() {
-        let kernels = Kernels::with_isa(isa).expect("available");
+    for kernels in Kernels::all_variants() {
+        let isa = kernels.describe();
         let mut act = ActBuf::new();
-        kernels.quantize_act(ActType::Q8_0, &x, n, k, &mut act).expect("quantize");
+        kernels
+            .quantize_act(ActType::Q8_0, &x, n, k, &mut act)
+            .expect("quantize");
         for t in 0..n {
             let row = act.row_q8_0(t).expect("q8_0 row");
             for b in 0..k / 32 {
                 let g = &golden[t * k / 32 + b];
-                assert_eq!(&row.qs[32 * b..32 * b + 32], &g.qs[..], "{isa}: codes of block {b}");
-                assert_eq!(row.d[b].to_bits(), g.d().to_bits(), "{isa}: scale of block {b}");
+                assert_eq!(
+                    &row.qs[32 * b..32 * b + 32],
+                    &g.qs[..],
+                    "{isa}: codes of block {b}"
+                );
+                assert_eq!(
+                    row.d[b].to_bits(),
+                    g.d().to_bits(),
+                    "{isa}: scale of block {b}"
+                );
             }
         }
     }

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod chat;
 pub mod common;
 pub mod engine_args;
 pub mod stream;

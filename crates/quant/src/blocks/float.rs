@@ -127,6 +127,9 @@ impl QuantBlock for Bf16Elem {
     }
 
     fn dot_ref(row: &[Self], act: &[f32]) -> f32 {
-        dot_seq(row.iter().map(|e| bf16_to_f32(u16::from_le_bytes(e.0))), act)
+        dot_seq(
+            row.iter().map(|e| bf16_to_f32(u16::from_le_bytes(e.0))),
+            act,
+        )
     }
 }

@@ -44,7 +44,10 @@ impl BlockIq2Xxs {
     #[inline]
     pub fn words(&self, g: usize) -> (u32, u32) {
         let q = &self.qs[8 * g..8 * g + 8];
-        (u32::from_le_bytes([q[0], q[1], q[2], q[3]]), u32::from_le_bytes([q[4], q[5], q[6], q[7]]))
+        (
+            u32::from_le_bytes([q[0], q[1], q[2], q[3]]),
+            u32::from_le_bytes([q[4], q[5], q[6], q[7]]),
+        )
     }
 
     /// Signed lattice value (±8, ±25, ±43) of element `8l + j` of group `g`.

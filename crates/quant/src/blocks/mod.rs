@@ -77,8 +77,8 @@ pub trait QuantBlock: Pod + std::fmt::Debug + Send + Sync + 'static {
 /// a runtime [`GgmlType`] to generic code.
 macro_rules! with_block {
     ($ty:expr, $B:ident => $body:expr, _ => $other:expr) => {{
-        use $crate::blocks::*;
         use ::dsv4_gguf::GgmlType as __T;
+        use $crate::blocks::*;
         match $ty {
             __T::F32 => {
                 type $B = F32Elem;
@@ -143,7 +143,10 @@ pub const WEIGHT_TYPES: [GgmlType; 10] = [
 
 /// Index of `ty` in [`WEIGHT_TYPES`].
 pub(crate) fn slot_of(ty: GgmlType) -> Result<usize, QuantError> {
-    WEIGHT_TYPES.iter().position(|&t| t == ty).ok_or(QuantError::UnsupportedType { ty })
+    WEIGHT_TYPES
+        .iter()
+        .position(|&t| t == ty)
+        .ok_or(QuantError::UnsupportedType { ty })
 }
 
 /// Views a byte slice of whole blocks as blocks.

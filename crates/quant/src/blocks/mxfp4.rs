@@ -76,7 +76,11 @@ pub fn quantize_mxfp4_block(x: &[f32]) -> BlockMxfp4 {
             amax = v.abs();
         }
     }
-    let e = if amax > 0.0 { (amax.log2().floor() - 2.0 + 127.0).clamp(0.0, 255.0) as u8 } else { 0 };
+    let e = if amax > 0.0 {
+        (amax.log2().floor() - 2.0 + 127.0).clamp(0.0, 255.0) as u8
+    } else {
+        0
+    };
     let d = e8m0_to_f32_half(e);
     let mut qs = [0u8; 16];
     for (j, q) in qs.iter_mut().enumerate() {

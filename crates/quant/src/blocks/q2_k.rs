@@ -54,7 +54,13 @@ pub fn quantize_q2k_block(x: &[f32]) -> BlockQ2K {
     let mut codes = [0u8; QK_K];
     let mut scales = [0.0f32; 16];
     let mut mins = [0.0f32; 16];
-    let params = Qkx2Params { nmax: 3, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: true };
+    let params = Qkx2Params {
+        nmax: 3,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        use_mad: true,
+    };
     let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
     for j in 0..16 {
         let xs = &x[16 * j..16 * j + 16];

@@ -65,7 +65,10 @@ pub fn quantize_q4_0_block(x: &[f32]) -> BlockQ4_0 {
         let hi = ((x[j + 16] * id + 8.5) as i8).min(15) as u8;
         *q = lo | (hi << 4);
     }
-    BlockQ4_0 { d: f16_to_le(d), qs }
+    BlockQ4_0 {
+        d: f16_to_le(d),
+        qs,
+    }
 }
 
 /// Quantizes a row (`x.len() == 32 · out.len()`).

@@ -70,7 +70,10 @@ pub fn quantize_row_q8_0(x: &[f32], out: &mut [BlockQ8_0]) {
 /// Integer dot of 32 codes with 32 activation codes.
 #[inline]
 pub(crate) fn dot_i8_32(a: &[i8], b: &[i8]) -> i32 {
-    a.iter().zip(b).map(|(&x, &y)| i32::from(x) * i32::from(y)).sum()
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| i32::from(x) * i32::from(y))
+        .sum()
 }
 
 impl QuantBlock for BlockQ8_0 {

@@ -66,7 +66,9 @@ impl Isa {
 
     /// Parses a name written by [`Isa::name`] (case-insensitive).
     pub fn from_name(name: &str) -> Option<Isa> {
-        Isa::ALL.into_iter().find(|i| i.name().eq_ignore_ascii_case(name))
+        Isa::ALL
+            .into_iter()
+            .find(|i| i.name().eq_ignore_ascii_case(name))
     }
 
     /// Whether this CPU can run the ISA's kernels.
@@ -224,8 +226,10 @@ fn scalar_common() -> CommonFns {
 /// for this target (callers only pass available ISAs).
 fn slot_entries(isa: Isa, vnni: bool, ty: GgmlType) -> (MatmulFn, DequantFn) {
     let _ = vnni;
-    let scalar_f32: (MatmulFn, DequantFn) =
-        (scalar::matmul::<crate::blocks::F32Elem>, scalar::dequant::<crate::blocks::F32Elem>);
+    let scalar_f32: (MatmulFn, DequantFn) = (
+        scalar::matmul::<crate::blocks::F32Elem>,
+        scalar::dequant::<crate::blocks::F32Elem>,
+    );
     with_block!(ty, B => match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => (<B as avx2::Avx2Block>::MATMUL, <B as avx2::Avx2Block>::DEQUANT),
@@ -249,7 +253,10 @@ pub struct Kernels {
 
 impl fmt::Debug for Kernels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Kernels").field("isa", &self.isa).field("vnni", &self.vnni).finish()
+        f.debug_struct("Kernels")
+            .field("isa", &self.isa)
+            .field("vnni", &self.vnni)
+            .finish()
     }
 }
 
@@ -258,7 +265,10 @@ impl fmt::Debug for Kernels {
 impl Kernels {
     /// The best instruction set this CPU supports.
     pub fn detect() -> Kernels {
-        let isa = Isa::ALL.into_iter().find(|i| i.is_available()).unwrap_or(Isa::Scalar);
+        let isa = Isa::ALL
+            .into_iter()
+            .find(|i| i.is_available())
+            .unwrap_or(Isa::Scalar);
         Self::build(isa)
     }
 
@@ -266,8 +276,11 @@ impl Kernels {
     /// lacks it.
     pub fn with_isa(isa: Isa) -> Result<Kernels, QuantError> {
         if !isa.is_available() {
-            let available =
-                Self::available().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ");
+            let available = Self::available()
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(QuantError::IsaUnavailable { isa, available });
         }
         Ok(Self::build(isa))
@@ -313,7 +326,13 @@ impl Kernels {
             Isa::Neon => neon::common(),
             _ => scalar_common(),
         };
-        Kernels { isa, vnni, matmul, dequant, common }
+        Kernels {
+            isa,
+            vnni,
+            matmul,
+            dequant,
+            common,
+        }
     }
 
     /// The instruction set of this table.
@@ -324,7 +343,11 @@ impl Kernels {
     /// A one-line description for logs and `--kernels` listings, e.g.
     /// `"avx512 (+vnni)"`.
     pub fn describe(&self) -> String {
-        if self.vnni { format!("{} (+vnni)", self.isa) } else { self.isa.to_string() }
+        if self.vnni {
+            format!("{} (+vnni)", self.isa)
+        } else {
+            self.isa.to_string()
+        }
     }
 
     /// Quantizes `x: [n, k]` (row-major) into `out` in format `act`. The
@@ -338,7 +361,7 @@ impl Kernels {
         out: &mut ActBuf,
     ) -> Result<(), QuantError> {
         let block = act.block_elems();
-        if k == 0 || k % block != 0 {
+        if k == 0 || !k.is_multiple_of(block) {
             let ty = match act {
                 ActType::F32 => GgmlType::F32,
                 ActType::Q8_0 => GgmlType::Q8_0,
@@ -388,7 +411,13 @@ impl Kernels {
         if act.n() == 0 || rows.is_empty() {
             return Ok(());
         }
-        let job = MatmulJob { w, row_bytes, nrows: rows.len(), k, act };
+        let job = MatmulJob {
+            w,
+            row_bytes,
+            nrows: rows.len(),
+            k,
+            act,
+        };
         // SAFETY: ISA availability was checked when the table was built; the
         // job's shapes were validated above (weights hold `nrows` rows of
         // `row_bytes`, activations are `n × k` in the paired format, the output
@@ -419,7 +448,15 @@ impl Kernels {
         }
         let nrows = rows.len();
         if let Some(fi) = float_index(ty) {
-            let job = FloatJob { w, row_bytes, nrows, k, x, x_stride: k, n };
+            let job = FloatJob {
+                w,
+                row_bytes,
+                nrows,
+                k,
+                x,
+                x_stride: k,
+                n,
+            };
             // SAFETY: ISA checked at construction; shapes validated above.
             unsafe { (self.common.float_mm[fi])(&job, out) };
             return Ok(());
@@ -468,8 +505,12 @@ impl Kernels {
         }
         let slot = slot_of(ty)?;
         let block = ty.block_elems() as usize;
-        if dst.len() % block != 0 {
-            return Err(QuantError::RowNotBlockAligned { ty, k: dst.len(), block });
+        if !dst.len().is_multiple_of(block) {
+            return Err(QuantError::RowNotBlockAligned {
+                ty,
+                k: dst.len(),
+                block,
+            });
         }
         let bytes = dst.len() / block * ty.block_bytes() as usize;
         check_len("quantized row bytes", bytes, src.len(), "bytes")?;
@@ -518,9 +559,19 @@ impl Kernels {
     }
 }
 
-fn check_len(what: &'static str, expected: usize, got: usize, unit: &'static str) -> Result<(), QuantError> {
+fn check_len(
+    what: &'static str,
+    expected: usize,
+    got: usize,
+    unit: &'static str,
+) -> Result<(), QuantError> {
     if expected != got {
-        return Err(QuantError::BadLength { what, expected, got, unit });
+        return Err(QuantError::BadLength {
+            what,
+            expected,
+            got,
+            unit,
+        });
     }
     Ok(())
 }
@@ -534,11 +585,11 @@ fn check_weights<'w>(
     rows: &Range<usize>,
 ) -> Result<(&'w [u8], usize), QuantError> {
     let block = ty.block_elems() as usize;
-    if k == 0 || k % block != 0 {
+    if k == 0 || !k.is_multiple_of(block) {
         return Err(QuantError::RowNotBlockAligned { ty, k, block });
     }
     let row_bytes = k / block * ty.block_bytes() as usize;
-    if w.len() % row_bytes != 0 {
+    if !w.len().is_multiple_of(row_bytes) {
         return Err(QuantError::BadLength {
             what: "weight matrix (must be whole rows)",
             expected: w.len() / row_bytes * row_bytes,
@@ -548,14 +599,23 @@ fn check_weights<'w>(
     }
     let total = w.len() / row_bytes;
     if rows.start > rows.end || rows.end > total {
-        return Err(QuantError::RowsOutOfRange { start: rows.start, end: rows.end, rows: total });
+        return Err(QuantError::RowsOutOfRange {
+            start: rows.start,
+            end: rows.end,
+            rows: total,
+        });
     }
     Ok((&w[rows.start * row_bytes..rows.end * row_bytes], row_bytes))
 }
 
 fn check_out(n: usize, cols: usize, out: &OutCols<'_>) -> Result<(), QuantError> {
     if out.n() != n || out.cols() != cols {
-        return Err(QuantError::OutMismatch { n, cols, out_n: out.n(), out_cols: out.cols() });
+        return Err(QuantError::OutMismatch {
+            n,
+            cols,
+            out_n: out.n(),
+            out_cols: out.cols(),
+        });
     }
     Ok(())
 }

@@ -80,7 +80,11 @@ impl NeonDec32 for NDecQ4_0 {
             let (lo, hi) = nibbles(p.add(2));
             let eight = vdupq_n_s8(8);
             let d = f16_le([*p, *p.add(1)]);
-            (vsubq_s8(vreinterpretq_s8_u8(lo), eight), vsubq_s8(vreinterpretq_s8_u8(hi), eight), d)
+            (
+                vsubq_s8(vreinterpretq_s8_u8(lo), eight),
+                vsubq_s8(vreinterpretq_s8_u8(hi), eight),
+                d,
+            )
         }
     }
 }
@@ -94,7 +98,11 @@ impl NeonDec32 for NDecMxfp4 {
         unsafe {
             let table = vld1q_s8(KVALUES_MXFP4.as_ptr());
             let (lo, hi) = nibbles(p.add(1));
-            (vqtbl1q_s8(table, lo), vqtbl1q_s8(table, hi), e8m0_to_f32_half(*p))
+            (
+                vqtbl1q_s8(table, lo),
+                vqtbl1q_s8(table, hi),
+                e8m0_to_f32_half(*p),
+            )
         }
     }
 }
@@ -135,7 +143,11 @@ impl NeonBlock for Bf16Elem {
 /// The type-independent NEON entries.
 pub(crate) fn common() -> CommonFns {
     CommonFns {
-        float_mm: [matmul_float::<NF32>, matmul_float::<NF16>, matmul_float::<NBf16>],
+        float_mm: [
+            matmul_float::<NF32>,
+            matmul_float::<NF16>,
+            matmul_float::<NBf16>,
+        ],
         quant_act: [scalar::quantize_act; 3],
         dot,
         axpy,
@@ -161,7 +173,9 @@ pub(crate) unsafe fn matmul_q8_0<D: NeonDec32>(job: &MatmulJob<'_>, out: &mut Ou
     let base = job.w.as_ptr();
     for r in 0..job.nrows {
         for t in 0..n {
-            let Some(act) = job.act.row_q8_0(t) else { continue };
+            let Some(act) = job.act.row_q8_0(t) else {
+                continue;
+            };
             let mut sumf = 0.0f32;
             for b in 0..nb {
                 // SAFETY: block `b` of row `r` and 32 activation codes exist.
@@ -189,7 +203,9 @@ pub(crate) unsafe fn matmul_q8k<B: Unpack>(job: &MatmulJob<'_>, out: &mut OutCol
             b.unpack_ref(s);
         }
         for t in 0..job.act.n() {
-            let Some(act) = job.act.row_q8k(t) else { continue };
+            let Some(act) = job.act.row_q8k(t) else {
+                continue;
+            };
             let mut sumf = 0.0f32;
             for (sb, s) in row.iter().enumerate() {
                 let mut acc = vdupq_n_s32(0);
@@ -204,13 +220,19 @@ pub(crate) unsafe fn matmul_q8k<B: Unpack>(job: &MatmulJob<'_>, out: &mut OutCol
                 }
                 let bs = &act.bsums[16 * sb..16 * sb + 16];
                 let mut isum = vaddvq_s32(acc);
-                let mut imin = 0i32;
-                for i in 0..16 {
-                    isum -= i32::from(s.bias[i]) * i32::from(bs[i]);
-                    imin += i32::from(s.mins[i]) * i32::from(bs[i]);
-                }
                 let da = act.d[sb];
-                sumf += (s.d * da) * isum as f32 - (s.dmin * da) * imin as f32;
+                if B::BIAS {
+                    isum -= (0..16)
+                        .map(|i| i32::from(s.bias[i]) * i32::from(bs[i]))
+                        .sum::<i32>();
+                }
+                sumf += (s.d * da) * isum as f32;
+                if B::MIN {
+                    let imin: i32 = (0..16)
+                        .map(|i| i32::from(s.mins[i]) * i32::from(bs[i]))
+                        .sum();
+                    sumf -= (s.dmin * da) * imin as f32;
+                }
             }
             out.row_mut(t)[r] = sumf;
         }
@@ -288,7 +310,13 @@ unsafe fn row_dot<L: NLoad>(row: *const u8, x: *const f32, k: usize) -> f32 {
     while i + 16 <= k {
         for (j, s) in acc.iter_mut().enumerate() {
             // SAFETY: elements `i + 4j .. i + 4j + 4` exist.
-            unsafe { *s = vfmaq_f32(*s, L::load4(row.add((i + 4 * j) * L::ELEM)), vld1q_f32(x.add(i + 4 * j))) };
+            unsafe {
+                *s = vfmaq_f32(
+                    *s,
+                    L::load4(row.add((i + 4 * j) * L::ELEM)),
+                    vld1q_f32(x.add(i + 4 * j)),
+                )
+            };
         }
         i += 16;
     }
@@ -297,7 +325,10 @@ unsafe fn row_dot<L: NLoad>(row: *const u8, x: *const f32, k: usize) -> f32 {
         unsafe { acc[0] = vfmaq_f32(acc[0], L::load4(row.add(i * L::ELEM)), vld1q_f32(x.add(i))) };
         i += 4;
     }
-    let mut s = vaddvq_f32(vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3])));
+    let mut s = vaddvq_f32(vaddq_f32(
+        vaddq_f32(acc[0], acc[1]),
+        vaddq_f32(acc[2], acc[3]),
+    ));
     while i < k {
         // SAFETY: element `i` exists.
         unsafe { s += L::load1(row.add(i * L::ELEM)) * *x.add(i) };
@@ -313,7 +344,8 @@ pub(crate) unsafe fn matmul_float<L: NLoad>(job: &FloatJob<'_>, out: &mut OutCol
         for t in 0..job.n {
             let x = &job.x[t * job.x_stride..t * job.x_stride + job.k];
             // SAFETY: row `r` holds `k` elements; `x` holds `k` floats.
-            out.row_mut(t)[r] = unsafe { row_dot::<L>(job.w.as_ptr().add(r * job.row_bytes), x.as_ptr(), job.k) };
+            out.row_mut(t)[r] =
+                unsafe { row_dot::<L>(job.w.as_ptr().add(r * job.row_bytes), x.as_ptr(), job.k) };
         }
     }
 }
@@ -343,7 +375,12 @@ pub(crate) unsafe fn convert<L: NLoad>(src: &[u8], dst: &mut [f32]) {
     let mut i = 0;
     while i + 4 <= n {
         // SAFETY: four elements are readable and writable.
-        unsafe { vst1q_f32(dst.as_mut_ptr().add(i), L::load4(src.as_ptr().add(i * L::ELEM))) };
+        unsafe {
+            vst1q_f32(
+                dst.as_mut_ptr().add(i),
+                L::load4(src.as_ptr().add(i * L::ELEM)),
+            )
+        };
         i += 4;
     }
     while i < n {
@@ -370,7 +407,10 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         // SAFETY: four elements of both slices exist.
         unsafe {
             let py = y.as_mut_ptr().add(i);
-            vst1q_f32(py, vfmaq_n_f32(vld1q_f32(py), vld1q_f32(x.as_ptr().add(i)), a));
+            vst1q_f32(
+                py,
+                vfmaq_n_f32(vld1q_f32(py), vld1q_f32(x.as_ptr().add(i)), a),
+            );
         }
         i += 4;
     }

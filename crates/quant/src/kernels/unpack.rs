@@ -29,8 +29,11 @@
 
 use bytemuck::Zeroable;
 
-use crate::blocks::{BlockIq2Xxs, BlockQ2K, BlockQ4K, BlockQ6K, QK_K, QuantBlock, f16_le};
+use crate::blocks::QK_K;
+#[cfg(any(test, target_arch = "aarch64"))]
 use crate::blocks::q4_k::scale_min_k4;
+#[cfg(any(test, target_arch = "aarch64"))]
+use crate::blocks::{BlockIq2Xxs, BlockQ2K, BlockQ4K, BlockQ6K, QuantBlock, f16_le};
 
 /// One unpacked super-block (see the module docs).
 #[repr(C, align(64))]
@@ -55,13 +58,14 @@ pub(crate) struct SbUnpacked {
 impl SbUnpacked {
     /// Integer scale of sub-block `i` (0..16).
     #[inline]
-    pub fn scale(&self, i: usize) -> i16 {
+    pub(crate) fn scale(&self, i: usize) -> i16 {
         self.sc[16 * (i / 2) + 8 * (i % 2)]
     }
 
     /// Fills `sc` from 16 per-sub-block scales.
     #[inline]
-    pub fn set_scales(&mut self, s16: &[i16; 16]) {
+    #[cfg(any(test, target_arch = "aarch64"))]
+    pub(crate) fn set_scales(&mut self, s16: &[i16; 16]) {
         for c in 0..8 {
             self.sc[16 * c..16 * c + 8].fill(s16[2 * c]);
             self.sc[16 * c + 8..16 * c + 16].fill(s16[2 * c + 1]);
@@ -69,7 +73,9 @@ impl SbUnpacked {
     }
 }
 
-/// A Q8_K-paired block type that unpacks to [`SbUnpacked`].
+/// A Q8_K-paired block type that unpacks to [`SbUnpacked`] (the NEON kernels'
+/// unpacker and, on x86, the reference of the SIMD unpackers' tests).
+#[cfg(any(test, target_arch = "aarch64"))]
 pub(crate) trait Unpack: QuantBlock {
     /// Whether the type has a min term.
     const MIN: bool;
@@ -79,6 +85,7 @@ pub(crate) trait Unpack: QuantBlock {
     fn unpack_ref(&self, out: &mut SbUnpacked);
 }
 
+#[cfg(any(test, target_arch = "aarch64"))]
 impl Unpack for BlockQ2K {
     const MIN: bool = true;
     const BIAS: bool = false;
@@ -99,6 +106,7 @@ impl Unpack for BlockQ2K {
     }
 }
 
+#[cfg(any(test, target_arch = "aarch64"))]
 impl Unpack for BlockQ4K {
     const MIN: bool = true;
     const BIAS: bool = false;
@@ -120,6 +128,7 @@ impl Unpack for BlockQ4K {
     }
 }
 
+#[cfg(any(test, target_arch = "aarch64"))]
 impl Unpack for BlockQ6K {
     const MIN: bool = false;
     const BIAS: bool = true;
@@ -140,6 +149,7 @@ impl Unpack for BlockQ6K {
     }
 }
 
+#[cfg(any(test, target_arch = "aarch64"))]
 impl Unpack for BlockIq2Xxs {
     const MIN: bool = false;
     const BIAS: bool = true;
@@ -171,6 +181,7 @@ impl Unpack for BlockIq2Xxs {
 /// the subtraction only for types with mins. (For IQ2_XXS, `(d/8) · (2s + 1)`
 /// equals ggml's `d · (0.5 + s) · 0.25` exactly: scaling by a power of two
 /// commutes with rounding.)
+#[cfg(test)]
 pub(crate) fn dequant_unpacked<const MIN: bool>(s: &SbUnpacked, out: &mut [f32]) {
     for i in 0..16 {
         let dl = s.d * f32::from(s.scale(i));
@@ -200,7 +211,12 @@ mod tests {
                 dequant_unpacked::<false>(&s, &mut got);
             }
             for j in 0..QK_K {
-                assert_eq!(got[j].to_bits(), want[j].to_bits(), "{:?} element {j}", B::TYPE);
+                assert_eq!(
+                    got[j].to_bits(),
+                    want[j].to_bits(),
+                    "{:?} element {j}",
+                    B::TYPE
+                );
             }
         }
     }

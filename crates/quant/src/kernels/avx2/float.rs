@@ -180,7 +180,11 @@ pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     while i + 8 <= n {
         // SAFETY: `i + 8 <= n`.
         unsafe {
-            acc[0] = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc[0]);
+            acc[0] = _mm256_fmadd_ps(
+                _mm256_loadu_ps(pa.add(i)),
+                _mm256_loadu_ps(pb.add(i)),
+                acc[0],
+            );
         }
         i += 8;
     }
@@ -202,7 +206,10 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
         // SAFETY: `i + 8 <= n` for both slices.
         unsafe {
             let py = y.as_mut_ptr().add(i);
-            _mm256_storeu_ps(py, _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(py)));
+            _mm256_storeu_ps(
+                py,
+                _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(py)),
+            );
         }
         i += 8;
     }
@@ -237,7 +244,12 @@ pub(crate) unsafe fn convert<L: FLoad>(src: &[u8], dst: &mut [f32]) {
     let mut i = 0;
     while i + 8 <= n {
         // SAFETY: `i + 8 <= n` elements are readable and writable.
-        unsafe { _mm256_storeu_ps(dst.as_mut_ptr().add(i), L::load8(src.as_ptr().add(i * L::ELEM))) };
+        unsafe {
+            _mm256_storeu_ps(
+                dst.as_mut_ptr().add(i),
+                L::load8(src.as_ptr().add(i * L::ELEM)),
+            )
+        };
         i += 8;
     }
     while i < n {
@@ -312,7 +324,10 @@ unsafe fn q8k_block(x: &[f32], q: &mut [i8], bsums: &mut [i16]) -> f32 {
     let mut m = _mm256_setzero_ps();
     for c in 0..QK_K / 8 {
         // SAFETY: `x` has 256 floats.
-        m = _mm256_max_ps(m, _mm256_andnot_ps(sign, unsafe { _mm256_loadu_ps(px.add(8 * c)) }));
+        m = _mm256_max_ps(
+            m,
+            _mm256_andnot_ps(sign, unsafe { _mm256_loadu_ps(px.add(8 * c)) }),
+        );
     }
     let amax = hmax_ps(m);
     if amax == 0.0 {
@@ -321,7 +336,11 @@ unsafe fn q8k_block(x: &[f32], q: &mut [i8], bsums: &mut [i16]) -> f32 {
         return 0.0;
     }
     // The signed value of the first element of largest magnitude.
-    let max = x[..QK_K].iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
+    let max = x[..QK_K]
+        .iter()
+        .copied()
+        .find(|v| v.abs() == amax)
+        .unwrap_or(amax);
     let iscale = -127.0 / max;
     let is = _mm256_set1_ps(iscale);
     let top = _mm256_set1_epi32(127);
@@ -332,10 +351,16 @@ unsafe fn q8k_block(x: &[f32], q: &mut [i8], bsums: &mut [i16]) -> f32 {
                 let v = _mm256_mul_ps(_mm256_loadu_ps(px.add(32 * c + o)), is);
                 _mm256_min_epi32(_mm256_cvtps_epi32(v), top)
             });
-            _mm256_storeu_si256(q.as_mut_ptr().add(32 * c).cast(), pack_i8(r[0], r[1], r[2], r[3]));
+            _mm256_storeu_si256(
+                q.as_mut_ptr().add(32 * c).cast(),
+                pack_i8(r[0], r[1], r[2], r[3]),
+            );
         }
     }
-    for (s, chunk) in bsums[..QK_K / 16].iter_mut().zip(q[..QK_K].chunks_exact(16)) {
+    for (s, chunk) in bsums[..QK_K / 16]
+        .iter_mut()
+        .zip(q[..QK_K].chunks_exact(16))
+    {
         *s = chunk.iter().map(|&v| i16::from(v)).sum();
     }
     1.0 / iscale

@@ -70,7 +70,11 @@ float_family!(F32Elem => LF32, F16Elem => LF16, Bf16Elem => LBf16);
 /// The type-independent AVX2 entries.
 pub(crate) fn common() -> CommonFns {
     CommonFns {
-        float_mm: [matmul_float::<LF32>, matmul_float::<LF16>, matmul_float::<LBf16>],
+        float_mm: [
+            matmul_float::<LF32>,
+            matmul_float::<LF16>,
+            matmul_float::<LBf16>,
+        ],
         quant_act: [float::quantize_act; 3],
         dot: float::dot,
         axpy: float::axpy,
@@ -170,7 +174,8 @@ pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCol
         // SAFETY: row `r` lies inside the validated weights.
         let row = unsafe { base.add(r * job.row_bytes) };
         for_token_tiles!(n, |t0, T| {
-            let q: [*const i8; T] = std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
+            let q: [*const i8; T] =
+                std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
             let d: [*const f32; T] = std::array::from_fn(|i| dplane[(t0 + i) * nb..].as_ptr());
             // SAFETY: `nb` blocks per row; each token has `32 · nb` codes and
             // `nb` scales.
@@ -255,7 +260,10 @@ pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut Ou
 /// folded away after monomorphization).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_tile<U: Avx2Unpack, const T: usize>(sbs: &[SbUnpacked], tk: &[Q8KTok; T]) -> [f32; T] {
+unsafe fn dot_tile<U: Avx2Unpack, const T: usize>(
+    sbs: &[SbUnpacked],
+    tk: &[Q8KTok; T],
+) -> [f32; T] {
     // SAFETY: forwarded contract.
     unsafe {
         match (U::MIN, U::BIAS) {

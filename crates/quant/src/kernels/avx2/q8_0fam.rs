@@ -70,7 +70,12 @@ impl Dec32 for DecQ4_0 {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn load(p: *const u8) -> (__m256i, f32) {
         // SAFETY: a Q4_0 block is 18 bytes: f16 scale, then 16 nibble bytes.
-        unsafe { (_mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)), f16_at(p)) }
+        unsafe {
+            (
+                _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)),
+                f16_at(p),
+            )
+        }
     }
 }
 
@@ -83,7 +88,10 @@ impl Dec32 for DecMxfp4 {
         // exponent, then 16 nibble bytes.
         unsafe {
             let table = _mm256_broadcastsi128_si256(_mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast()));
-            (_mm256_shuffle_epi8(table, nibbles(p.add(1))), e8m0_to_f32_half(*p))
+            (
+                _mm256_shuffle_epi8(table, nibbles(p.add(1))),
+                e8m0_to_f32_half(*p),
+            )
         }
     }
 }

@@ -99,7 +99,11 @@ fn put_pair_scales(out: &mut SbUnpacked, bytes16: __m128i, signed: bool) {
         let ctrl = unsafe { _mm256_loadu_si256(PAIR_CTRL[c].as_ptr().cast()) };
         // Each i16 lane holds the byte twice; shift it down (with its sign).
         let dup = _mm256_shuffle_epi8(b, ctrl);
-        let v = if signed { _mm256_srai_epi16::<8>(dup) } else { _mm256_srli_epi16::<8>(dup) };
+        let v = if signed {
+            _mm256_srai_epi16::<8>(dup)
+        } else {
+            _mm256_srli_epi16::<8>(dup)
+        };
         put_i16(&mut out.sc, 16 * c, v);
     }
 }
@@ -131,12 +135,30 @@ impl Avx2Unpack for UnQ2K {
             // SAFETY: bytes 16..80 of the block are the codes.
             let q = unsafe { _mm256_loadu_si256(p.add(16 + 32 * h).cast()) };
             put_u(out, 128 * h, _mm256_and_si256(q, m3));
-            put_u(out, 128 * h + 32, _mm256_and_si256(_mm256_srli_epi16::<2>(q), m3));
-            put_u(out, 128 * h + 64, _mm256_and_si256(_mm256_srli_epi16::<4>(q), m3));
-            put_u(out, 128 * h + 96, _mm256_and_si256(_mm256_srli_epi16::<6>(q), m3));
+            put_u(
+                out,
+                128 * h + 32,
+                _mm256_and_si256(_mm256_srli_epi16::<2>(q), m3),
+            );
+            put_u(
+                out,
+                128 * h + 64,
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m3),
+            );
+            put_u(
+                out,
+                128 * h + 96,
+                _mm256_and_si256(_mm256_srli_epi16::<6>(q), m3),
+            );
         }
         // SAFETY: bytes 0..16 are the scales, 80..84 the two f16 factors.
-        let (sc, d, dmin) = unsafe { (_mm_loadu_si128(p.cast()), f16_at(p.add(80)), f16_at(p.add(82))) };
+        let (sc, d, dmin) = unsafe {
+            (
+                _mm_loadu_si128(p.cast()),
+                f16_at(p.add(80)),
+                f16_at(p.add(82)),
+            )
+        };
         let m4 = _mm_set1_epi8(0x0F);
         put_pair_scales(out, _mm_and_si128(sc, m4), false);
         let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), m4));
@@ -165,14 +187,24 @@ impl Avx2Unpack for UnQ4K {
             // SAFETY: bytes 16..144 of the block are the codes.
             let q = unsafe { _mm256_loadu_si256(p.add(16 + 32 * c).cast()) };
             put_u(out, 64 * c, _mm256_and_si256(q, m4));
-            put_u(out, 64 * c + 32, _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4));
+            put_u(
+                out,
+                64 * c + 32,
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), m4),
+            );
         }
         // Unpack the twelve 6-bit scale/min bytes as ggml's kernels do with
         // `kmask1..3` (`ggml-cpu/arch/x86/quants.c`): eight scales, eight mins.
         // SAFETY: bytes 4..16 are the packed scales, 0..4 the two f16 factors.
         let (s0, s1, s2, d, dmin) = unsafe {
             let s = p.add(4).cast::<u32>();
-            (s.read_unaligned(), s.add(1).read_unaligned(), s.add(2).read_unaligned(), f16_at(p), f16_at(p.add(2)))
+            (
+                s.read_unaligned(),
+                s.add(1).read_unaligned(),
+                s.add(2).read_unaligned(),
+                f16_at(p),
+                f16_at(p.add(2)),
+            )
         };
         const K1: u32 = 0x3f3f_3f3f;
         const K2: u32 = 0x0f0f_0f0f;
@@ -184,7 +216,11 @@ impl Avx2Unpack for UnQ4K {
         for c in 0..8 {
             // SAFETY: `SAME_CTRL[c]` is 32 readable bytes.
             let ctrl = unsafe { _mm256_loadu_si256(SAME_CTRL[c].as_ptr().cast()) };
-            put_i16(&mut out.sc, 16 * c, _mm256_srli_epi16::<8>(_mm256_shuffle_epi8(b, ctrl)));
+            put_i16(
+                &mut out.sc,
+                16 * c,
+                _mm256_srli_epi16::<8>(_mm256_shuffle_epi8(b, ctrl)),
+            );
         }
         // mins16[i] = m[i / 2]: duplicate each byte, then widen.
         let m8 = _mm_set_epi32(0, 0, mins[1] as i32, mins[0] as i32);
@@ -226,8 +262,16 @@ impl Avx2Unpack for UnQ6K {
             let hi1 = _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30);
             let hi2 = _mm256_and_si256(qh, m30);
             let hi3 = _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30);
-            put_u(out, 128 * h, _mm256_or_si256(_mm256_and_si256(ql0, m4), hi0));
-            put_u(out, 128 * h + 32, _mm256_or_si256(_mm256_and_si256(ql1, m4), hi1));
+            put_u(
+                out,
+                128 * h,
+                _mm256_or_si256(_mm256_and_si256(ql0, m4), hi0),
+            );
+            put_u(
+                out,
+                128 * h + 32,
+                _mm256_or_si256(_mm256_and_si256(ql1, m4), hi1),
+            );
             let lo2 = _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4);
             let lo3 = _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4);
             put_u(out, 128 * h + 64, _mm256_or_si256(lo2, hi2));
@@ -236,7 +280,11 @@ impl Avx2Unpack for UnQ6K {
         // SAFETY: scales are bytes 192..208, the f16 factor 208..210.
         let (sc, d) = unsafe { (_mm_loadu_si128(p.add(192).cast()), f16_at(p.add(208))) };
         put_pair_scales(out, sc, true);
-        put_i16(&mut out.bias, 0, _mm256_slli_epi16::<5>(_mm256_cvtepi8_epi16(sc)));
+        put_i16(
+            &mut out.bias,
+            0,
+            _mm256_slli_epi16::<5>(_mm256_cvtepi8_epi16(sc)),
+        );
         out.d = d;
         out.dmin = 0.0;
         out.off = 32;
@@ -320,14 +368,21 @@ pub(crate) unsafe fn dot_tile<const T: usize, const MIN: bool, const BIAS: bool>
         for t in 0..T {
             // SAFETY: every token has 16 sums and one scale per super-block.
             let (bs, da) = unsafe {
-                (_mm256_loadu_si256(toks[t].bs.add(16 * sb).cast()), *toks[t].d.add(sb))
+                (
+                    _mm256_loadu_si256(toks[t].bs.add(16 * sb).cast()),
+                    *toks[t].d.add(sb),
+                )
             };
             if BIAS {
                 // SAFETY: `bias` is 16 i16.
                 let bias = unsafe { _mm256_loadu_si256(s.bias.as_ptr().cast()) };
                 isum[t] = _mm256_sub_epi32(isum[t], _mm256_madd_epi16(bs, bias));
             }
-            acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_set1_ps(s.d * da), acc[t]);
+            acc[t] = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(isum[t]),
+                _mm256_set1_ps(s.d * da),
+                acc[t],
+            );
             if MIN {
                 // SAFETY: `mins` is 16 i16.
                 let mins = unsafe { _mm256_loadu_si256(s.mins.as_ptr().cast()) };
@@ -364,5 +419,66 @@ pub(crate) unsafe fn dequant_unpacked<const MIN: bool>(s: &SbUnpacked, dst: *mut
                 _mm256_storeu_ps(dst.add(16 * i + 8 * h), v);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocks::{BlockIq2Xxs, BlockQ2K, BlockQ4K, BlockQ6K};
+    use crate::kernels::unpack::Unpack;
+    use bytemuck::Zeroable;
+
+    fn bytes(n: usize, mut s: u64) -> Vec<u8> {
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 24) as u8
+            })
+            .collect()
+    }
+
+    fn check<B: Unpack, U: Avx2Unpack>(seed: u64) {
+        let size = std::mem::size_of::<B>();
+        assert_eq!(size, U::BYTES);
+        assert_eq!((B::MIN, B::BIAS), (U::MIN, U::BIAS));
+        let raw = bytes(64 * size, seed);
+        for blk in raw.chunks_exact(size) {
+            let b: &B = bytemuck::from_bytes(blk);
+            let mut want = SbUnpacked::zeroed();
+            b.unpack_ref(&mut want);
+            let mut got = SbUnpacked::zeroed();
+            // SAFETY: AVX2/FMA/F16C checked by the caller; `blk` is one block.
+            unsafe { U::unpack(blk.as_ptr(), &mut got) };
+            // Scales are compared by value so NaN scale bits (random f16) pass.
+            assert_eq!(got.u, want.u, "{:?} codes", B::TYPE);
+            assert_eq!(got.sc, want.sc, "{:?} scales", B::TYPE);
+            assert_eq!(got.bias, want.bias, "{:?} bias", B::TYPE);
+            assert_eq!(got.mins, want.mins, "{:?} mins", B::TYPE);
+            assert_eq!(got.off, want.off);
+            assert_eq!(got.d.to_bits(), want.d.to_bits(), "{:?} d", B::TYPE);
+            assert_eq!(
+                got.dmin.to_bits(),
+                want.dmin.to_bits(),
+                "{:?} dmin",
+                B::TYPE
+            );
+        }
+    }
+
+    #[test]
+    fn simd_unpackers_match_the_portable_one() {
+        if !(is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("f16c"))
+        {
+            return;
+        }
+        check::<BlockQ2K, UnQ2K>(11);
+        check::<BlockQ4K, UnQ4K>(12);
+        check::<BlockQ6K, UnQ6K>(13);
+        check::<BlockIq2Xxs, UnIq2Xxs>(14);
     }
 }

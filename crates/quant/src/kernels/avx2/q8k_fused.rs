@@ -31,7 +31,11 @@ const fn build_ctrl(pair: bool) -> [[u8; 32]; 8] {
     while c < 8 {
         let mut i = 0;
         while i < 16 {
-            let (lo, hi) = if pair { (2 * c as u8, 2 * c as u8 + 1) } else { (c as u8, c as u8) };
+            let (lo, hi) = if pair {
+                (2 * c as u8, 2 * c as u8 + 1)
+            } else {
+                (c as u8, c as u8)
+            };
             if i % 2 == 0 {
                 out[c][i] = lo;
                 out[c][16 + i] = hi;
@@ -84,8 +88,12 @@ unsafe fn finish<const T: usize, const MIN: bool, const BIAS: bool>(
 ) {
     for t in 0..T {
         // SAFETY: every token has 16 sums and one scale per super-block.
-        let (bs, da) =
-            unsafe { (_mm256_loadu_si256(toks[t].bs.add(16 * sb).cast()), *toks[t].d.add(sb)) };
+        let (bs, da) = unsafe {
+            (
+                _mm256_loadu_si256(toks[t].bs.add(16 * sb).cast()),
+                *toks[t].d.add(sb),
+            )
+        };
         let mut s = isum[t];
         if BIAS {
             s = _mm256_sub_epi32(s, _mm256_madd_epi16(bs, bias));
@@ -149,7 +157,16 @@ pub(crate) unsafe fn tile_q2k<const T: usize>(
         }
         // SAFETY: super-block `sb` of every token is in bounds.
         unsafe {
-            finish::<T, true, false>(&mut acc, &isum, toks, sb, d, dmin, mins, _mm256_setzero_si256())
+            finish::<T, true, false>(
+                &mut acc,
+                &isum,
+                toks,
+                sb,
+                d,
+                dmin,
+                mins,
+                _mm256_setzero_si256(),
+            )
         };
     }
     reduce(&acc)
@@ -172,7 +189,11 @@ pub(crate) unsafe fn tile_q4k<const T: usize>(
         let (p, s0, s1, s2, d, dmin) = unsafe {
             let p = row.add(144 * sb);
             let s = p.add(4).cast::<u32>();
-            let words = (s.read_unaligned(), s.add(1).read_unaligned(), s.add(2).read_unaligned());
+            let words = (
+                s.read_unaligned(),
+                s.add(1).read_unaligned(),
+                s.add(2).read_unaligned(),
+            );
             (p, words.0, words.1, words.2, f16_at(p), f16_at(p.add(2)))
         };
         // ggml's kmask unpacking of the 6-bit scales and mins.
@@ -197,7 +218,16 @@ pub(crate) unsafe fn tile_q4k<const T: usize>(
         }
         // SAFETY: super-block `sb` of every token is in bounds.
         unsafe {
-            finish::<T, true, false>(&mut acc, &isum, toks, sb, d, dmin, mins, _mm256_setzero_si256())
+            finish::<T, true, false>(
+                &mut acc,
+                &isum,
+                toks,
+                sb,
+                d,
+                dmin,
+                mins,
+                _mm256_setzero_si256(),
+            )
         };
     }
     reduce(&acc)
@@ -235,8 +265,14 @@ pub(crate) unsafe fn tile_q6k<const T: usize>(
                 )
             };
             let us = [
-                _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30)),
-                _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30)),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql0, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<4>(qh), m30),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(ql1, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<2>(qh), m30),
+                ),
                 _mm256_or_si256(
                     _mm256_and_si256(_mm256_srli_epi16::<4>(ql0), m4),
                     _mm256_and_si256(qh, m30),
@@ -257,7 +293,16 @@ pub(crate) unsafe fn tile_q6k<const T: usize>(
         }
         // SAFETY: super-block `sb` of every token is in bounds.
         unsafe {
-            finish::<T, false, true>(&mut acc, &isum, toks, sb, d, 0.0, _mm256_setzero_si256(), bias)
+            finish::<T, false, true>(
+                &mut acc,
+                &isum,
+                toks,
+                sb,
+                d,
+                0.0,
+                _mm256_setzero_si256(),
+                bias,
+            )
         };
     }
     reduce(&acc)

@@ -39,7 +39,9 @@ impl Q8Panel {
         let mut scales = vec![0.0f32; n * scale_stride];
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut codes);
         for t in 0..n {
-            let Some(row) = job.act.row_q8_0(t) else { continue };
+            let Some(row) = job.act.row_q8_0(t) else {
+                continue;
+            };
             let dst = &mut bytes[t * code_stride..t * code_stride + k];
             for (o, &q) in dst.iter_mut().zip(row.qs) {
                 *o = if flip { (q as u8) ^ 0x80 } else { q as u8 };
@@ -49,7 +51,12 @@ impl Q8Panel {
                 sd[16 * (b / 2) + 8 * (b % 2)..][..8].fill(d);
             }
         }
-        Q8Panel { codes, scales, code_stride, scale_stride }
+        Q8Panel {
+            codes,
+            scales,
+            code_stride,
+            scale_stride,
+        }
     }
 
     /// Codes of token `t`.
@@ -86,7 +93,10 @@ pub(crate) fn join(lo: __m256i, hi: __m256i) -> __m512i {
 unsafe fn load16<L: FLoad>(p: *const u8) -> __m512 {
     // SAFETY: the caller guarantees 16 readable elements.
     let (lo, hi) = unsafe { (L::load8(p), L::load8(p.add(8 * L::ELEM))) };
-    _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(_mm512_castps256_ps512(lo)), _mm256_castps_pd(hi)))
+    _mm512_castpd_ps(_mm512_insertf64x4::<1>(
+        _mm512_castps_pd(_mm512_castps256_ps512(lo)),
+        _mm256_castps_pd(hi),
+    ))
 }
 
 /// One float weight row against `T` activation rows, 16 lanes at a time.
@@ -101,7 +111,12 @@ unsafe fn float_row_tile<L: FLoad, const T: usize>(
     let mut i = 0;
     while i + 32 <= k {
         // SAFETY: elements `i .. i + 32` of the row exist.
-        let (w0, w1) = unsafe { (load16::<L>(row.add(i * L::ELEM)), load16::<L>(row.add((i + 16) * L::ELEM))) };
+        let (w0, w1) = unsafe {
+            (
+                load16::<L>(row.add(i * L::ELEM)),
+                load16::<L>(row.add((i + 16) * L::ELEM)),
+            )
+        };
         for t in 0..T {
             // SAFETY: elements `i .. i + 32` of every activation row exist.
             unsafe {
@@ -197,7 +212,11 @@ pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     while i + 16 <= n {
         // SAFETY: `i + 16 <= n`.
         unsafe {
-            acc[0] = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), acc[0]);
+            acc[0] = _mm512_fmadd_ps(
+                _mm512_loadu_ps(pa.add(i)),
+                _mm512_loadu_ps(pb.add(i)),
+                acc[0],
+            );
         }
         i += 16;
     }
@@ -224,11 +243,19 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     let mut i = 0;
     while i < n {
         let left = n - i;
-        let m: __mmask16 = if left >= 16 { 0xFFFF } else { ((1u32 << left) - 1) as __mmask16 };
+        let m: __mmask16 = if left >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << left) - 1) as __mmask16
+        };
         // SAFETY: masked accesses touch only valid elements.
         unsafe {
             let py = y.as_mut_ptr().add(i);
-            let v = _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)), _mm512_maskz_loadu_ps(m, py));
+            let v = _mm512_fmadd_ps(
+                av,
+                _mm512_maskz_loadu_ps(m, x.as_ptr().add(i)),
+                _mm512_maskz_loadu_ps(m, py),
+            );
             _mm512_mask_storeu_ps(py, m, v);
         }
         i += 16;
@@ -243,7 +270,11 @@ pub(crate) unsafe fn scale(a: f32, x: &mut [f32]) {
     let mut i = 0;
     while i < n {
         let left = n - i;
-        let m: __mmask16 = if left >= 16 { 0xFFFF } else { ((1u32 << left) - 1) as __mmask16 };
+        let m: __mmask16 = if left >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << left) - 1) as __mmask16
+        };
         // SAFETY: masked accesses touch only valid elements.
         unsafe {
             let p = x.as_mut_ptr().add(i);

@@ -43,9 +43,19 @@ macro_rules! q8_prep {
     (vnni, $w:expr) => {{
         // −128 · Σ w per 4-byte group, the correction of `Σ (a + 128) w`.
         let corr = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(-128), $w);
-        ($w, _mm512_sub_epi32(_mm512_setzero_si512(), corr), 0 as __mmask64)
+        (
+            $w,
+            _mm512_sub_epi32(_mm512_setzero_si512(), corr),
+            0 as __mmask64,
+        )
     }};
-    (bw, $w:expr) => {{ (_mm512_abs_epi8($w), _mm512_setzero_si512(), _mm512_movepi8_mask($w)) }};
+    (bw, $w:expr) => {{
+        (
+            _mm512_abs_epi8($w),
+            _mm512_setzero_si512(),
+            _mm512_movepi8_mask($w),
+        )
+    }};
 }
 
 /// Exact i32 sums (16 lanes, 8 per block) of weights × one token's codes `a`.
@@ -76,12 +86,12 @@ macro_rules! int_kernels {
             use std::arch::x86_64::*;
 
             use crate::blocks::QK_K;
+            use crate::kernels::MatmulJob;
             use crate::kernels::avx2::q8_0fam::{Dec32, hsum_ps};
             use crate::kernels::avx2::q8k::{Avx2Unpack, Q8KTok};
             use crate::kernels::avx2::{for_token_tiles8, q8k_tokens, unpack_row};
             use crate::kernels::avx512::common::{Q8Panel, join, pair_ps};
             use crate::kernels::unpack::SbUnpacked;
-            use crate::kernels::MatmulJob;
             use crate::out::OutCols;
 
             /// One weight row (`nb` blocks) × `T` panel tokens from `t0`.
@@ -109,7 +119,8 @@ macro_rules! int_kernels {
                             let a = _mm512_loadu_si512(codes[t].add(64 * p).cast());
                             let sums = q8_step!($kind, prep, a);
                             let wd = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dw);
-                            acc[t] = _mm512_fmadd_ps(wd, _mm512_loadu_ps(scales[t].add(16 * p)), acc[t]);
+                            acc[t] =
+                                _mm512_fmadd_ps(wd, _mm512_loadu_ps(scales[t].add(16 * p)), acc[t]);
                         }
                     }
                 }
@@ -170,15 +181,20 @@ macro_rules! int_kernels {
                             let u = _mm512_load_si512(s.u.as_ptr().add(64 * j).cast());
                             let scv = _mm512_load_si512(s.sc.as_ptr().add(32 * j).cast());
                             for t in 0..T {
-                                let a = _mm512_loadu_si512(toks[t].qs.add(QK_K * sb + 64 * j).cast());
-                                isum[t] = madd_acc!($kind, isum[t], _mm512_maddubs_epi16(u, a), scv);
+                                let a =
+                                    _mm512_loadu_si512(toks[t].qs.add(QK_K * sb + 64 * j).cast());
+                                isum[t] =
+                                    madd_acc!($kind, isum[t], _mm512_maddubs_epi16(u, a), scv);
                             }
                         }
                     }
                     for t in 0..T {
                         // SAFETY: each token has 16 sums and one scale per super-block.
                         let (bs, da) = unsafe {
-                            (_mm256_loadu_si256(toks[t].bs.add(16 * sb).cast()), *toks[t].d.add(sb))
+                            (
+                                _mm256_loadu_si256(toks[t].bs.add(16 * sb).cast()),
+                                *toks[t].d.add(sb),
+                            )
                         };
                         let mut s8 = _mm256_add_epi32(
                             _mm512_castsi512_si256(isum[t]),
@@ -189,7 +205,11 @@ macro_rules! int_kernels {
                             let bias = unsafe { _mm256_loadu_si256(s.bias.as_ptr().cast()) };
                             s8 = _mm256_sub_epi32(s8, _mm256_madd_epi16(bs, bias));
                         }
-                        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s8), _mm256_set1_ps(s.d * da), acc[t]);
+                        acc[t] = _mm256_fmadd_ps(
+                            _mm256_cvtepi32_ps(s8),
+                            _mm256_set1_ps(s.d * da),
+                            acc[t],
+                        );
                         if MIN {
                             // SAFETY: `mins` is 16 i16.
                             let mins = unsafe { _mm256_loadu_si256(s.mins.as_ptr().cast()) };
@@ -224,7 +244,10 @@ macro_rules! int_kernels {
 
             /// Q8_K-family matmul.
             #[target_feature(enable = $feat)]
-            pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+            pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(
+                job: &MatmulJob<'_>,
+                out: &mut OutCols<'_>,
+            ) {
                 let n = job.act.n();
                 if n <= 4 {
                     // SAFETY: AVX2 is implied by this module's features.
@@ -265,4 +288,8 @@ macro_rules! int_kernels {
 }
 
 int_kernels!(bw, "avx512f,avx512bw,avx512vl,avx2,fma,f16c", bw);
-int_kernels!(vnni, "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", vnni);
+int_kernels!(
+    vnni,
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    vnni
+);
