@@ -30,7 +30,12 @@ pub fn builtin_vocab(tok: &Tokenizer) -> VocabMeta {
 pub fn demo_gguf(tok: &Tokenizer, seed: u64) -> Result<Vec<u8>> {
     let cfg = preset_config(Preset::Tiny, tok.vocab_size(), None, None);
     let mix = QuantMix::parse("q8_0").unwrap_or(QuantMix::uniform(dsv4_gguf::GgmlType::F32));
-    let spec = SynthSpec { cfg, mix, seed, name: "dsv4-demo-tiny (random weights)".into() };
+    let spec = SynthSpec {
+        cfg,
+        mix,
+        seed,
+        name: "dsv4-demo-tiny (random weights)".into(),
+    };
     Ok(to_bytes(&spec, &builtin_vocab(tok))?)
 }
 
@@ -39,11 +44,21 @@ pub fn demo_engine(cfg: EngineConfig) -> Result<Engine> {
     let tok = Tokenizer::builtin()?;
     let bytes = demo_gguf(&tok, 1)?;
     let file = GgufFile::from_bytes(bytes).map_err(|e| crate::EngineError::Model(e.to_string()))?;
-    let model = Model::from_file(Arc::new(file), ModelOptions { qat_sim: cfg.qat_sim })?;
+    let model = Model::from_file(
+        Arc::new(file),
+        ModelOptions {
+            qat_sim: cfg.qat_sim,
+        },
+    )?;
     let kernels = cfg.kernels.unwrap_or_else(Kernels::detect);
     let backend = CpuBackend::new(
         kernels,
-        CpuOptions { threads: cfg.threads, exact: cfg.exact, kv_format: cfg.kv_format, raw_history: 0 },
+        CpuOptions {
+            threads: cfg.threads,
+            exact: cfg.exact,
+            kv_format: cfg.kv_format,
+            raw_history: 0,
+        },
     )?;
     Engine::start(model, backend, tok, cfg)
 }

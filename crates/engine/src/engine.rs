@@ -100,7 +100,10 @@ pub struct Engine {
 /// vocabulary when the file has none and the vocabulary sizes agree.
 pub fn tokenizer_for(file: &GgufFile, n_vocab: usize) -> Result<Tokenizer> {
     let md = file.metadata();
-    if let (Ok(tokens), Ok(merges)) = (md.strings("tokenizer.ggml.tokens"), md.strings("tokenizer.ggml.merges")) {
+    if let (Ok(tokens), Ok(merges)) = (
+        md.strings("tokenizer.ggml.tokens"),
+        md.strings("tokenizer.ggml.merges"),
+    ) {
         let tokens: Vec<String> = tokens.into_iter().map(String::from).collect();
         let merges: Vec<String> = merges.into_iter().map(String::from).collect();
         let types: Vec<i32> = md
@@ -125,37 +128,82 @@ pub fn tokenizer_for(file: &GgufFile, n_vocab: usize) -> Result<Tokenizer> {
 impl Engine {
     /// Loads a GGUF model and starts a CPU engine.
     pub fn open(path: impl AsRef<Path>, cfg: EngineConfig) -> Result<Engine> {
-        let model = Model::load(path.as_ref(), ModelOptions { qat_sim: cfg.qat_sim })?;
+        let model = Model::load(
+            path.as_ref(),
+            ModelOptions {
+                qat_sim: cfg.qat_sim,
+            },
+        )?;
         let kernels = cfg.kernels.unwrap_or_else(Kernels::detect);
         let backend = CpuBackend::new(
             kernels,
-            CpuOptions { threads: cfg.threads, exact: cfg.exact, kv_format: cfg.kv_format, raw_history: 0 },
+            CpuOptions {
+                threads: cfg.threads,
+                exact: cfg.exact,
+                kv_format: cfg.kv_format,
+                raw_history: 0,
+            },
         )?;
         let tok = tokenizer_for(model.file(), model.cfg.n_vocab)?;
         Engine::start(model, backend, tok, cfg)
     }
 
     /// Starts an engine on a loaded model and backend.
-    pub fn start<B: Backend + 'static>(model: Model, backend: B, tokenizer: Tokenizer, cfg: EngineConfig) -> Result<Engine> {
+    pub fn start<B: Backend + 'static>(
+        model: Model,
+        backend: B,
+        tokenizer: Tokenizer,
+        cfg: EngineConfig,
+    ) -> Result<Engine> {
         if cfg.sessions == 0 || cfg.ctx == 0 || cfg.prefill_chunk == 0 {
-            return Err(EngineError::InvalidRequest("sessions, ctx and prefill chunk must be positive".into()));
+            return Err(EngineError::InvalidRequest(
+                "sessions, ctx and prefill chunk must be positive".into(),
+            ));
         }
-        let max_ratio = model.cfg.layers.iter().map(|l| l.ratio).max().unwrap_or(1).max(1);
-        if cfg.checkpoints.interval % max_ratio != 0 || cfg.checkpoints.sparse % cfg.checkpoints.interval != 0 {
+        let max_ratio = model
+            .cfg
+            .layers
+            .iter()
+            .map(|l| l.ratio)
+            .max()
+            .unwrap_or(1)
+            .max(1);
+        if !cfg.checkpoints.interval.is_multiple_of(max_ratio)
+            || !cfg
+                .checkpoints
+                .sparse
+                .is_multiple_of(cfg.checkpoints.interval)
+        {
             return Err(EngineError::InvalidRequest(format!(
                 "checkpoint interval {} must be a multiple of every compression ratio (largest {max_ratio}) and divide the sparse spacing",
                 cfg.checkpoints.interval
             )));
         }
-        let plan = MemoryPlan::new(&model, cfg.ctx, cfg.sessions, cfg.kv_format, cfg.checkpoints, cfg.prefill_chunk);
+        let plan = MemoryPlan::new(
+            &model,
+            cfg.ctx,
+            cfg.sessions,
+            cfg.kv_format,
+            cfg.checkpoints,
+            cfg.prefill_chunk,
+        );
         if cfg.memory_check {
             plan.check().map_err(EngineError::OutOfMemory)?;
         }
         let md = model.file().metadata();
-        let model_name = md.string("general.name").map(String::from).unwrap_or_else(|_| {
-            model.file().path().and_then(|p| p.file_stem()).map_or("model".into(), |s| s.to_string_lossy().into_owned())
-        });
-        let synthetic = md.string("general.description").is_ok_and(|d| d.contains("synthetic random-weight"));
+        let model_name = md
+            .string("general.name")
+            .map(String::from)
+            .unwrap_or_else(|_| {
+                model
+                    .file()
+                    .path()
+                    .and_then(|p| p.file_stem())
+                    .map_or("model".into(), |s| s.to_string_lossy().into_owned())
+            });
+        let synthetic = md
+            .string("general.description")
+            .is_ok_and(|d| d.contains("synthetic random-weight"));
         let info = EngineInfo {
             model_name,
             summary: model.cfg.summary(),
@@ -169,8 +217,19 @@ impl Engine {
         };
         let tokenizer = Arc::new(tokenizer);
         let stats = Arc::new(Stats::default());
-        let wcfg = WorkerConfig { ctx: cfg.ctx, sessions: cfg.sessions, prefill_chunk: cfg.prefill_chunk, policy: cfg.checkpoints };
-        let worker = Worker::new(Arc::new(model), Arc::new(backend), Arc::clone(&tokenizer), wcfg, Arc::clone(&stats));
+        let wcfg = WorkerConfig {
+            ctx: cfg.ctx,
+            sessions: cfg.sessions,
+            prefill_chunk: cfg.prefill_chunk,
+            policy: cfg.checkpoints,
+        };
+        let worker = Worker::new(
+            Arc::new(model),
+            Arc::new(backend),
+            Arc::clone(&tokenizer),
+            wcfg,
+            Arc::clone(&stats),
+        );
         let (tx, rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("dsv4-engine".into())
@@ -191,33 +250,56 @@ impl Engine {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (etx, erx) = tokio::sync::mpsc::unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
-        let sub = Submitted { id, req, events: etx, cancel: Arc::clone(&cancel) };
+        let sub = Submitted {
+            id,
+            req,
+            events: etx,
+            cancel: Arc::clone(&cancel),
+        };
         let tx = self.tx.lock().map_err(|_| EngineError::Stopped)?;
-        tx.send(Command::Submit(Box::new(sub))).map_err(|_| EngineError::Stopped)?;
+        tx.send(Command::Submit(Box::new(sub)))
+            .map_err(|_| EngineError::Stopped)?;
         Ok(RequestHandle::new(id, erx, cancel))
     }
 
     /// Saves the resident session `key` to `path` (tokens, KV, checkpoints);
     /// returns its length in tokens.
     pub fn save_session(&self, key: &str, path: &Path) -> Result<usize> {
-        self.call(|reply| Command::Save { key: key.to_string(), path: path.to_path_buf(), reply })
+        self.call(|reply| Command::Save {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            reply,
+        })
     }
 
     /// Loads a session file as resident session `key`; returns its length.
     pub fn load_session(&self, key: &str, path: &Path) -> Result<usize> {
-        self.call(|reply| Command::Load { key: key.to_string(), path: path.to_path_buf(), reply })
+        self.call(|reply| Command::Load {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+            reply,
+        })
     }
 
     /// Forgets the resident session `key`.
     pub fn forget_session(&self, key: &str) {
         if let Ok(tx) = self.tx.lock() {
-            let _ = tx.send(Command::Forget { key: key.to_string() });
+            let _ = tx.send(Command::Forget {
+                key: key.to_string(),
+            });
         }
     }
 
-    fn call(&self, make: impl FnOnce(std::sync::mpsc::Sender<Result<usize>>) -> Command) -> Result<usize> {
+    fn call(
+        &self,
+        make: impl FnOnce(std::sync::mpsc::Sender<Result<usize>>) -> Command,
+    ) -> Result<usize> {
         let (rtx, rrx) = std::sync::mpsc::channel();
-        self.tx.lock().map_err(|_| EngineError::Stopped)?.send(make(rtx)).map_err(|_| EngineError::Stopped)?;
+        self.tx
+            .lock()
+            .map_err(|_| EngineError::Stopped)?
+            .send(make(rtx))
+            .map_err(|_| EngineError::Stopped)?;
         rrx.recv().map_err(|_| EngineError::Stopped)?
     }
 

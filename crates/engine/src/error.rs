@@ -17,7 +17,9 @@ pub enum EngineError {
     #[error("invalid request: {0}")]
     InvalidRequest(String),
     /// The prompt does not fit the context.
-    #[error("the prompt has {prompt} tokens but the context holds {ctx}; shorten the conversation or raise --ctx")]
+    #[error(
+        "the prompt has {prompt} tokens but the context holds {ctx}; shorten the conversation or raise --ctx"
+    )]
     ContextOverflow {
         /// Prompt tokens.
         prompt: usize,

@@ -22,7 +22,9 @@ mod worker;
 
 pub use engine::{Engine, EngineConfig, EngineInfo, tokenizer_for};
 pub use error::{EngineError, Result};
-pub use request::{FinishReason, GenerationRequest, RequestHandle, Sampled, Thinking, TokenEvent, Usage};
+pub use request::{
+    FinishReason, GenerationRequest, RequestHandle, Sampled, Thinking, TokenEvent, Usage,
+};
 pub use sampling::{LogitMask, SamplingParams};
 pub use session::{CheckpointPolicy, Session};
 pub use stats::StatsSnapshot;

@@ -42,7 +42,14 @@ fn gib(b: u64) -> f64 {
 
 impl MemoryPlan {
     /// Plans for `sessions` sessions of `ctx` tokens each.
-    pub fn new(model: &Model, ctx: usize, sessions: usize, format: KvFormat, policy: CheckpointPolicy, chunk: usize) -> MemoryPlan {
+    pub fn new(
+        model: &Model,
+        ctx: usize,
+        sessions: usize,
+        format: KvFormat,
+        policy: CheckpointPolicy,
+        chunk: usize,
+    ) -> MemoryPlan {
         let cfg = &model.cfg;
         let per_tok = bytes_per_token(cfg, format);
         let row = match format {
@@ -88,13 +95,17 @@ impl MemoryPlan {
             self.kv_bytes_per_token,
             gib(self.checkpoint_bytes_per_session),
             gib(self.total_bytes),
-            self.mem_total.map(|m| format!(" of {:.2} GiB RAM", gib(m))).unwrap_or_default()
+            self.mem_total
+                .map(|m| format!(" of {:.2} GiB RAM", gib(m)))
+                .unwrap_or_default()
         )
     }
 
     /// An error message when the plan cannot fit in physical memory.
     pub fn check(&self) -> Result<(), String> {
-        let Some(total) = self.mem_total else { return Ok(()) };
+        let Some(total) = self.mem_total else {
+            return Ok(());
+        };
         if self.total_bytes > total {
             let kv = self.total_bytes - self.model_bytes;
             return Err(format!(

@@ -167,7 +167,11 @@ pub struct RequestHandle {
 }
 
 impl RequestHandle {
-    pub(crate) fn new(id: u64, events: UnboundedReceiver<TokenEvent>, cancel: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(
+        id: u64,
+        events: UnboundedReceiver<TokenEvent>,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
         RequestHandle { id, events, cancel }
     }
 

@@ -57,7 +57,10 @@ impl Default for SamplingParams {
 impl SamplingParams {
     /// Greedy decoding.
     pub fn greedy() -> Self {
-        SamplingParams { temperature: 0.0, ..Default::default() }
+        SamplingParams {
+            temperature: 0.0,
+            ..Default::default()
+        }
     }
 
     /// Checks ranges; returns a message naming the bad field.
@@ -72,9 +75,15 @@ impl SamplingParams {
             return Err(format!("min_p must be in [0, 1], got {}", self.min_p));
         }
         if !(self.repetition_penalty > 0.0 && self.repetition_penalty.is_finite()) {
-            return Err(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty));
+            return Err(format!(
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            ));
         }
-        for (name, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
+        for (name, v) in [
+            ("presence_penalty", self.presence_penalty),
+            ("frequency_penalty", self.frequency_penalty),
+        ] {
             if !(-2.0..=2.0).contains(&v) {
                 return Err(format!("{name} must be in [-2, 2], got {v}"));
             }
@@ -125,9 +134,16 @@ impl Sampler {
     /// A sampler; the seed defaults to the clock.
     pub fn new(params: SamplingParams) -> Sampler {
         let seed = params.seed.unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
         });
-        Sampler { params, rng: seed, counts: HashMap::new(), recent: Default::default() }
+        Sampler {
+            params,
+            rng: seed,
+            counts: HashMap::new(),
+            recent: Default::default(),
+        }
     }
 
     /// The parameters.
@@ -140,9 +156,11 @@ impl Sampler {
         *self.counts.entry(token).or_insert(0) += 1;
         self.recent.push_back(token);
         let n = self.params.penalty_last_n;
-        if n > 0 && self.recent.len() > n {
-            if let Some(old) = self.recent.pop_front()
-                && let Some(c) = self.counts.get_mut(&old)
+        if n > 0
+            && self.recent.len() > n
+            && let Some(old) = self.recent.pop_front()
+            && let Some(c) = self.counts.get_mut(&old)
+        {
             {
                 *c -= 1;
                 if *c == 0 {
@@ -161,9 +179,15 @@ impl Sampler {
         }
         let p = &self.params;
         for (&t, &c) in &self.counts {
-            let Some(l) = logits.get_mut(t as usize) else { continue };
+            let Some(l) = logits.get_mut(t as usize) else {
+                continue;
+            };
             if p.repetition_penalty != 1.0 {
-                *l = if *l > 0.0 { *l / p.repetition_penalty } else { *l * p.repetition_penalty };
+                *l = if *l > 0.0 {
+                    *l / p.repetition_penalty
+                } else {
+                    *l * p.repetition_penalty
+                };
             }
             *l -= p.presence_penalty + p.frequency_penalty * c as f32;
         }
@@ -184,12 +208,20 @@ impl Sampler {
         let lse = mx + logits.iter().map(|&l| (l - mx).exp()).sum::<f32>().ln();
         let logprob = |t: u32| logits[t as usize] - lse;
         let top = if top_logprobs > 0 {
-            let mut idx: Vec<u32> = (0..logits.len() as u32).filter(|&t| logits[t as usize].is_finite()).collect();
+            let mut idx: Vec<u32> = (0..logits.len() as u32)
+                .filter(|&t| logits[t as usize].is_finite())
+                .collect();
             let k = top_logprobs.min(idx.len());
             if k > 0 {
-                idx.select_nth_unstable_by(k - 1, |&a, &b| logits[b as usize].total_cmp(&logits[a as usize]));
+                idx.select_nth_unstable_by(k - 1, |&a, &b| {
+                    logits[b as usize].total_cmp(&logits[a as usize])
+                });
                 idx.truncate(k);
-                idx.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+                idx.sort_by(|&a, &b| {
+                    logits[b as usize]
+                        .total_cmp(&logits[a as usize])
+                        .then(a.cmp(&b))
+                });
             }
             idx.into_iter().map(|t| (t, logprob(t))).collect()
         } else {
@@ -200,14 +232,22 @@ impl Sampler {
         } else {
             self.sample(logits, mx)
         };
-        Some(Choice { token, logprob: logprob(token), top })
+        Some(Choice {
+            token,
+            logprob: logprob(token),
+            top,
+        })
     }
 
     fn sample(&mut self, logits: &[f32], mx: f32) -> u32 {
         let p = &self.params;
         // Candidates sorted by logit, best first.
-        let mut cand: Vec<(u32, f32)> =
-            logits.iter().enumerate().filter(|(_, l)| l.is_finite()).map(|(t, &l)| (t as u32, l)).collect();
+        let mut cand: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.is_finite())
+            .map(|(t, &l)| (t as u32, l))
+            .collect();
         if p.top_k > 0 && p.top_k < cand.len() {
             cand.select_nth_unstable_by(p.top_k - 1, |a, b| b.1.total_cmp(&a.1));
             cand.truncate(p.top_k);
@@ -283,18 +323,38 @@ mod tests {
 
     #[test]
     fn seeded_sampling_is_reproducible_and_respects_truncation() {
-        let p = SamplingParams { temperature: 1.0, top_k: 2, seed: Some(42), ..Default::default() };
+        let p = SamplingParams {
+            temperature: 1.0,
+            top_k: 2,
+            seed: Some(42),
+            ..Default::default()
+        };
         let run = |p: &SamplingParams| {
             let mut s = Sampler::new(p.clone());
-            (0..200).map(|_| s.pick(&logits(), false, 0).unwrap().token).collect::<Vec<_>>()
+            (0..200)
+                .map(|_| s.pick(&logits(), false, 0).unwrap().token)
+                .collect::<Vec<_>>()
         };
         let a = run(&p);
         assert_eq!(a, run(&p));
-        assert!(a.iter().all(|&t| t == 1 || t == 5), "top_k=2 admits only tokens 1 and 5");
+        assert!(
+            a.iter().all(|&t| t == 1 || t == 5),
+            "top_k=2 admits only tokens 1 and 5"
+        );
         assert!(a.contains(&1) && a.contains(&5));
-        let p2 = SamplingParams { temperature: 1.0, top_p: 0.01, seed: Some(1), ..Default::default() };
+        let p2 = SamplingParams {
+            temperature: 1.0,
+            top_p: 0.01,
+            seed: Some(1),
+            ..Default::default()
+        };
         assert!(run(&p2).iter().all(|&t| t == 1));
-        let p3 = SamplingParams { temperature: 1.0, min_p: 0.5, seed: Some(3), ..Default::default() };
+        let p3 = SamplingParams {
+            temperature: 1.0,
+            min_p: 0.5,
+            seed: Some(3),
+            ..Default::default()
+        };
         assert!(run(&p3).iter().all(|&t| [1, 5, 2].contains(&t)));
     }
 
@@ -322,7 +382,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let p = SamplingParams { top_p: 0.0, ..Default::default() };
+        let p = SamplingParams {
+            top_p: 0.0,
+            ..Default::default()
+        };
         assert!(p.validate().unwrap_err().contains("top_p"));
     }
 }

@@ -63,15 +63,18 @@ impl Stats {
         self.queue_depth.store(n as u64, Ordering::Relaxed);
     }
     pub(crate) fn admitted(&self, cached: usize, prompt: usize) {
-        self.prompt_tokens.fetch_add(prompt as u64, Ordering::Relaxed);
-        self.cached_tokens.fetch_add(cached as u64, Ordering::Relaxed);
+        self.prompt_tokens
+            .fetch_add(prompt as u64, Ordering::Relaxed);
+        self.cached_tokens
+            .fetch_add(cached as u64, Ordering::Relaxed);
         if cached > 0 {
             self.cache_hits.fetch_add(1, Ordering::Relaxed);
         }
     }
     pub(crate) fn finished(&self, generated: usize) {
         self.finished.fetch_add(1, Ordering::Relaxed);
-        self.generated_tokens.fetch_add(generated as u64, Ordering::Relaxed);
+        self.generated_tokens
+            .fetch_add(generated as u64, Ordering::Relaxed);
     }
     pub(crate) fn forward(&self, prefill_rows: usize, decode_rows: usize, seconds: f64) {
         if let Ok(mut t) = self.times.lock() {

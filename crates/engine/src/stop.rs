@@ -26,7 +26,10 @@ pub enum StopOutcome {
 impl StopMatcher {
     /// A matcher for non-empty stop strings.
     pub fn new(stops: &[String]) -> StopMatcher {
-        StopMatcher { stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(), held: String::new() }
+        StopMatcher {
+            stops: stops.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            held: String::new(),
+        }
     }
 
     /// Feeds text; returns what may be emitted.
@@ -36,10 +39,16 @@ impl StopMatcher {
         }
         self.held.push_str(text);
         // A complete match: cut at the earliest one.
-        if let Some((at, stop)) =
-            self.stops.iter().filter_map(|s| self.held.find(s.as_str()).map(|at| (at, s))).min_by_key(|x| x.0)
+        if let Some((at, stop)) = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()).map(|at| (at, s)))
+            .min_by_key(|x| x.0)
         {
-            let out = StopOutcome::Stop { before: self.held[..at].to_string(), stop: stop.clone() };
+            let out = StopOutcome::Stop {
+                before: self.held[..at].to_string(),
+                stop: stop.clone(),
+            };
             self.held.clear();
             return out;
         }
@@ -77,10 +86,22 @@ mod tests {
         assert_eq!(m.feed("N"), StopOutcome::Emit("".into()));
         assert_eq!(m.feed("x"), StopOutcome::Emit("ENx".into()));
         assert_eq!(m.feed("ab\n"), StopOutcome::Emit("ab".into()));
-        assert_eq!(m.feed("\nrest"), StopOutcome::Stop { before: "".into(), stop: "\n\n".into() });
+        assert_eq!(
+            m.feed("\nrest"),
+            StopOutcome::Stop {
+                before: "".into(),
+                stop: "\n\n".into()
+            }
+        );
         let mut m = StopMatcher::new(&["stop".into()]);
         assert_eq!(m.feed("a sto"), StopOutcome::Emit("a ".into()));
-        assert_eq!(m.feed("p there"), StopOutcome::Stop { before: "".into(), stop: "stop".into() });
+        assert_eq!(
+            m.feed("p there"),
+            StopOutcome::Stop {
+                before: "".into(),
+                stop: "stop".into()
+            }
+        );
         let mut m = StopMatcher::new(&["é!".into()]);
         assert_eq!(m.feed("café"), StopOutcome::Emit("caf".into()));
         assert_eq!(m.flush(), "é");

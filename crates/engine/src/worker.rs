@@ -51,11 +51,21 @@ impl ReqFlags {
 pub(crate) enum Command {
     Submit(Box<Submitted>),
     /// Save the session with this key to a file.
-    Save { key: String, path: std::path::PathBuf, reply: std::sync::mpsc::Sender<Result<usize, EngineError>> },
+    Save {
+        key: String,
+        path: std::path::PathBuf,
+        reply: std::sync::mpsc::Sender<Result<usize, EngineError>>,
+    },
     /// Load a saved session under this key.
-    Load { key: String, path: std::path::PathBuf, reply: std::sync::mpsc::Sender<Result<usize, EngineError>> },
+    Load {
+        key: String,
+        path: std::path::PathBuf,
+        reply: std::sync::mpsc::Sender<Result<usize, EngineError>>,
+    },
     /// Forget the session with this key.
-    Forget { key: String },
+    Forget {
+        key: String,
+    },
     Shutdown,
 }
 
@@ -130,18 +140,44 @@ fn send(a: &Active, ev: TokenEvent) {
 }
 
 impl<B: Backend> Worker<B> {
-    pub(crate) fn new(model: Arc<Model>, backend: Arc<B>, tok: Arc<Tokenizer>, cfg: WorkerConfig, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(
+        model: Arc<Model>,
+        backend: Arc<B>,
+        tok: Arc<Tokenizer>,
+        cfg: WorkerConfig,
+        stats: Arc<Stats>,
+    ) -> Self {
         let slots = (0..cfg.sessions)
-            .map(|_| Slot { session: None, busy: false, key: None, last_used: Instant::now() })
+            .map(|_| Slot {
+                session: None,
+                busy: false,
+                key: None,
+                last_used: Instant::now(),
+            })
             .collect();
-        Worker { model, backend, tok, cfg, slots, queue: VecDeque::new(), active: Vec::new(), rr: 0, scratch: Scratch::default(), stats }
+        Worker {
+            model,
+            backend,
+            tok,
+            cfg,
+            slots,
+            queue: VecDeque::new(),
+            active: Vec::new(),
+            rr: 0,
+            scratch: Scratch::default(),
+            stats,
+        }
     }
 
     /// Runs until shutdown or until every sender is gone.
     pub(crate) fn run(mut self, rx: std::sync::mpsc::Receiver<Command>) {
         loop {
             let idle = self.active.is_empty() && self.queue.is_empty();
-            let cmd = if idle { rx.recv().ok() } else { rx.try_recv().ok() };
+            let cmd = if idle {
+                rx.recv().ok()
+            } else {
+                rx.try_recv().ok()
+            };
             match cmd {
                 Some(Command::Submit(s)) => {
                     self.stats.queued(1);
@@ -157,7 +193,11 @@ impl<B: Backend> Worker<B> {
                     continue;
                 }
                 Some(Command::Forget { key }) => {
-                    if let Some(sl) = self.slots.iter_mut().find(|s| s.key.as_deref() == Some(key.as_str()) && !s.busy) {
+                    if let Some(sl) = self
+                        .slots
+                        .iter_mut()
+                        .find(|s| s.key.as_deref() == Some(key.as_str()) && !s.busy)
+                    {
                         sl.key = None;
                         if let Some(s) = sl.session.as_mut() {
                             s.reset(self.model.cfg.window);
@@ -191,17 +231,29 @@ impl<B: Backend> Worker<B> {
             .slots
             .iter()
             .find(|s| s.key.as_deref() == Some(key))
-            .ok_or_else(|| EngineError::SessionFile(format!("no resident session named {key:?}")))?;
+            .ok_or_else(|| {
+                EngineError::SessionFile(format!("no resident session named {key:?}"))
+            })?;
         if sl.busy {
-            return Err(EngineError::SessionFile(format!("session {key:?} is generating; try again when it is idle")));
+            return Err(EngineError::SessionFile(format!(
+                "session {key:?} is generating; try again when it is idle"
+            )));
         }
-        let s = sl.session.as_ref().ok_or_else(|| EngineError::SessionFile(format!("session {key:?} is empty")))?;
-        s.save_to(&self.model, path).map_err(EngineError::SessionFile)?;
+        let s = sl
+            .session
+            .as_ref()
+            .ok_or_else(|| EngineError::SessionFile(format!("session {key:?} is empty")))?;
+        s.save_to(&self.model, path)
+            .map_err(EngineError::SessionFile)?;
         Ok(s.pos())
     }
 
     fn load_session(&mut self, key: &str, path: &std::path::Path) -> Result<usize, EngineError> {
-        let idx = match self.slots.iter().position(|s| s.key.as_deref() == Some(key)) {
+        let idx = match self
+            .slots
+            .iter()
+            .position(|s| s.key.as_deref() == Some(key))
+        {
             Some(i) => i,
             None => self
                 .slots
@@ -212,13 +264,22 @@ impl<B: Backend> Worker<B> {
                 .map(|(i, _)| i)
                 .ok_or_else(|| EngineError::SessionFile("every session is busy".into()))?,
         };
-        let (backend, model, policy) = (Arc::clone(&self.backend), Arc::clone(&self.model), self.cfg.policy);
+        let (backend, model, policy) = (
+            Arc::clone(&self.backend),
+            Arc::clone(&self.model),
+            self.cfg.policy,
+        );
         let sl = &mut self.slots[idx];
         if sl.busy {
-            return Err(EngineError::SessionFile(format!("session {key:?} is generating")));
+            return Err(EngineError::SessionFile(format!(
+                "session {key:?} is generating"
+            )));
         }
-        let s = sl.session.get_or_insert_with(|| Session::new(&*backend, &model, policy));
-        s.load_from(&backend, &model, path).map_err(EngineError::SessionFile)?;
+        let s = sl
+            .session
+            .get_or_insert_with(|| Session::new(&*backend, &model, policy));
+        s.load_from(&backend, &model, path)
+            .map_err(EngineError::SessionFile)?;
         sl.key = Some(key.to_string());
         sl.last_used = Instant::now();
         Ok(s.pos())
@@ -238,7 +299,10 @@ impl<B: Backend> Worker<B> {
         self.queue.retain(|s| {
             let dead = s.cancel.load(Ordering::Relaxed) || s.events.is_closed();
             if dead {
-                let _ = s.events.send(TokenEvent::Finished { reason: FinishReason::Cancelled, usage: Usage::default() });
+                let _ = s.events.send(TokenEvent::Finished {
+                    reason: FinishReason::Cancelled,
+                    usage: Usage::default(),
+                });
             }
             !dead
         });
@@ -249,18 +313,29 @@ impl<B: Backend> Worker<B> {
     /// sharing the longest prefix, else an empty one, else the least recently used.
     fn pick_slot(&self, s: &Submitted) -> Option<usize> {
         if let Some(k) = &s.req.session_key
-            && let Some(i) = self.slots.iter().position(|sl| sl.key.as_deref() == Some(k))
+            && let Some(i) = self
+                .slots
+                .iter()
+                .position(|sl| sl.key.as_deref() == Some(k))
         {
             return (!self.slots[i].busy).then_some(i);
         }
         let idle = || self.slots.iter().enumerate().filter(|(_, sl)| !sl.busy);
-        let lcp = |sl: &Slot<B>| sl.session.as_ref().map_or(0, |x| x.common_prefix(&s.req.prompt));
+        let lcp = |sl: &Slot<B>| {
+            sl.session
+                .as_ref()
+                .map_or(0, |x| x.common_prefix(&s.req.prompt))
+        };
         let best = idle().max_by_key(|(_, sl)| (lcp(sl), std::cmp::Reverse(sl.last_used)));
         match best {
             Some((i, sl)) if lcp(sl) > 0 => Some(i),
             _ => idle()
                 .find(|(_, sl)| sl.session.is_none() && sl.key.is_none())
-                .or_else(|| idle().filter(|(_, sl)| s.req.session_key.is_some() || sl.key.is_none()).min_by_key(|(_, sl)| sl.last_used))
+                .or_else(|| {
+                    idle()
+                        .filter(|(_, sl)| s.req.session_key.is_some() || sl.key.is_none())
+                        .min_by_key(|(_, sl)| sl.last_used)
+                })
                 .or_else(|| idle().min_by_key(|(_, sl)| sl.last_used))
                 .map(|(i, _)| i),
         }
@@ -284,16 +359,33 @@ impl<B: Backend> Worker<B> {
         };
         let n = s.req.prompt.len();
         if n == 0 {
-            return fail(&s, EngineError::InvalidRequest("the prompt is empty".into()));
+            return fail(
+                &s,
+                EngineError::InvalidRequest("the prompt is empty".into()),
+            );
         }
         if n >= self.cfg.ctx {
-            return fail(&s, EngineError::ContextOverflow { prompt: n, ctx: self.cfg.ctx });
+            return fail(
+                &s,
+                EngineError::ContextOverflow {
+                    prompt: n,
+                    ctx: self.cfg.ctx,
+                },
+            );
         }
         if let Err(m) = s.req.sampling.validate() {
             return fail(&s, EngineError::InvalidRequest(m));
         }
-        if let Some(&bad) = s.req.prompt.iter().find(|&&t| t as usize >= self.model.cfg.n_vocab) {
-            return fail(&s, EngineError::InvalidRequest(format!("token id {bad} is outside the vocabulary")));
+        if let Some(&bad) = s
+            .req
+            .prompt
+            .iter()
+            .find(|&&t| t as usize >= self.model.cfg.n_vocab)
+        {
+            return fail(
+                &s,
+                EngineError::InvalidRequest(format!("token id {bad} is outside the vocabulary")),
+            );
         }
         let window = self.model.cfg.window;
         let sl = &mut self.slots[slot];
@@ -328,13 +420,32 @@ impl<B: Backend> Worker<B> {
         pending.extend_from_slice(&s.req.prompt[session.pos() + pending.len()..]);
         sl.busy = true;
         sl.last_used = Instant::now();
-        let usage = Usage { prompt_tokens: n, cached_tokens: from, replayed_tokens: rw.replay, ..Default::default() };
+        tracing::debug!(
+            id = s.id,
+            slot,
+            prompt = n,
+            reused = target,
+            "request admitted"
+        );
+        let usage = Usage {
+            prompt_tokens: n,
+            cached_tokens: from,
+            replayed_tokens: rw.replay,
+            ..Default::default()
+        };
         self.stats.admitted(from, n);
-        let _ = s.events.send(TokenEvent::Started { prompt_tokens: n, cached_tokens: from });
+        let _ = s.events.send(TokenEvent::Started {
+            prompt_tokens: n,
+            cached_tokens: from,
+        });
         let sampler = Sampler::new(s.req.sampling.clone());
         let stop = StopMatcher::new(&s.req.stop);
         let in_reasoning = s.req.thinking.starts_in_reasoning;
-        let phase = if ready.is_some() { Phase::Decode } else { Phase::Prefill };
+        let phase = if ready.is_some() {
+            Phase::Decode
+        } else {
+            Phase::Prefill
+        };
         self.active.push(Active {
             sub: s,
             slot,
@@ -367,7 +478,7 @@ impl<B: Backend> Worker<B> {
                 }
             }
         }
-        done.sort_by(|a, b| b.0.cmp(&a.0));
+        done.sort_by_key(|d| std::cmp::Reverse(d.0));
         for (i, reason) in done {
             let a = self.active.swap_remove(i);
             self.finish(a, reason);
@@ -381,7 +492,9 @@ impl<B: Backend> Worker<B> {
                 plan.push((i, vec![t], true));
             }
         }
-        let prefilling: Vec<usize> = (0..self.active.len()).filter(|&i| self.active[i].phase == Phase::Prefill).collect();
+        let prefilling: Vec<usize> = (0..self.active.len())
+            .filter(|&i| self.active[i].phase == Phase::Prefill)
+            .collect();
         if !prefilling.is_empty() {
             let i = prefilling[self.rr % prefilling.len()];
             self.rr = self.rr.wrapping_add(1);
@@ -390,7 +503,12 @@ impl<B: Backend> Worker<B> {
             let interval = self.cfg.policy.interval;
             // End chunks on the checkpoint grid so checkpoints land exactly on it.
             let to_grid = interval - pos % interval;
-            let take = self.cfg.prefill_chunk.min(to_grid).min(a.pending.len() - a.cursor).max(1);
+            let take = self
+                .cfg
+                .prefill_chunk
+                .min(to_grid)
+                .min(a.pending.len() - a.cursor)
+                .max(1);
             let chunk = a.pending[a.cursor..a.cursor + take].to_vec();
             let last = a.cursor + take == a.pending.len();
             plan.push((i, chunk, last));
@@ -402,9 +520,16 @@ impl<B: Backend> Worker<B> {
         let mut rows = Vec::new();
         let mut logit_rows = Vec::new();
         for (seq, (i, toks, want)) in plan.iter().enumerate() {
-            let pos0 = self.slots[self.active[*i].slot].session.as_ref().map_or(0, |s| s.pos());
+            let pos0 = self.slots[self.active[*i].slot]
+                .session
+                .as_ref()
+                .map_or(0, |s| s.pos());
             for (j, &t) in toks.iter().enumerate() {
-                rows.push(RowMeta { seq, token: t, pos: pos0 + j });
+                rows.push(RowMeta {
+                    seq,
+                    token: t,
+                    pos: pos0 + j,
+                });
             }
             if *want {
                 logit_rows.push(rows.len() - 1);
@@ -415,18 +540,40 @@ impl<B: Backend> Worker<B> {
         let t0 = Instant::now();
         {
             let mut states: Vec<&mut B::State> = Vec::with_capacity(plan.len());
-            let mut taken: Vec<(usize, &mut Slot<B>)> = self.slots.iter_mut().enumerate().filter(|(k, _)| slot_of.contains(k)).collect();
+            let mut taken: Vec<(usize, &mut Slot<B>)> = self
+                .slots
+                .iter_mut()
+                .enumerate()
+                .filter(|(k, _)| slot_of.contains(k))
+                .collect();
             for &k in &slot_of {
-                let pos = taken.iter().position(|(kk, _)| *kk == k).ok_or(EngineError::Stopped)?;
+                let pos = taken
+                    .iter()
+                    .position(|(kk, _)| *kk == k)
+                    .ok_or(EngineError::Stopped)?;
                 let (_, sl) = taken.swap_remove(pos);
                 let sess = sl.session.as_mut().ok_or(EngineError::Stopped)?;
                 states.push(&mut sess.state);
             }
-            forward(&self.model, &*self.backend, &rows, &mut states, &logit_rows, &mut logits, &mut self.scratch, None)?;
+            forward(
+                &self.model,
+                &*self.backend,
+                &rows,
+                &mut states,
+                &logit_rows,
+                &mut logits,
+                &mut self.scratch,
+                None,
+            )?;
         }
         let elapsed = t0.elapsed().as_secs_f64();
-        let n_prefill: usize = plan.iter().filter(|(i, _, _)| self.active[*i].phase == Phase::Prefill).map(|p| p.1.len()).sum();
-        self.stats.forward(n_prefill, rows.len() - n_prefill, elapsed);
+        let n_prefill: usize = plan
+            .iter()
+            .filter(|(i, _, _)| self.active[*i].phase == Phase::Prefill)
+            .map(|p| p.1.len())
+            .sum();
+        self.stats
+            .forward(n_prefill, rows.len() - n_prefill, elapsed);
         let window = self.model.cfg.window;
         let v = self.model.cfg.n_vocab;
         let mut lrow = 0;
@@ -439,7 +586,13 @@ impl<B: Backend> Worker<B> {
             if a.phase == Phase::Prefill {
                 a.cursor += toks.len();
                 a.usage.prefill_seconds += elapsed;
-                send(a, TokenEvent::Prefill { done: a.cursor, total: a.pending.len() });
+                send(
+                    a,
+                    TokenEvent::Prefill {
+                        done: a.cursor,
+                        total: a.pending.len(),
+                    },
+                );
             } else {
                 a.usage.decode_seconds += elapsed;
                 a.next = None;
@@ -463,7 +616,7 @@ impl<B: Backend> Worker<B> {
                 }
             }
         }
-        done.sort_by(|a, b| b.0.cmp(&a.0));
+        done.sort_by_key(|d| std::cmp::Reverse(d.0));
         for (i, reason) in done {
             let a = self.active.swap_remove(i);
             self.finish(a, reason);
@@ -472,11 +625,20 @@ impl<B: Backend> Worker<B> {
     }
 
     /// Samples the next token from fresh logits, emits it, and says whether the request ends.
-    fn sample(tok: &Tokenizer, a: &mut Active, logits: &mut [f32], pos: usize, ctx: usize) -> Option<FinishReason> {
+    fn sample(
+        tok: &Tokenizer,
+        a: &mut Active,
+        logits: &mut [f32],
+        pos: usize,
+        ctx: usize,
+    ) -> Option<FinishReason> {
         let req = ReqFlags::of(&a.sub.req);
         let think_end = tok.special_id(SpecialToken::ThinkEnd);
         let forced = a.in_reasoning
-            && req.thinking.budget.is_some_and(|b| a.usage.reasoning_tokens >= b);
+            && req
+                .thinking
+                .budget
+                .is_some_and(|b| a.usage.reasoning_tokens >= b);
         a.sampler.adjust(logits);
         if let Some(m) = a.sub.req.mask.as_mut()
             && let Err(e) = m.apply(logits)
@@ -486,12 +648,19 @@ impl<B: Backend> Worker<B> {
         }
         let want_top = if req.logprobs { req.top_logprobs } else { 0 };
         let choice = if forced {
-            Some(crate::sampling::Choice { token: think_end, logprob: 0.0, top: Vec::new() })
+            Some(crate::sampling::Choice {
+                token: think_end,
+                logprob: 0.0,
+                top: Vec::new(),
+            })
         } else {
             a.sampler.pick(logits, a.dsml_greedy, want_top)
         };
         let Some(choice) = choice else {
-            send(a, TokenEvent::Error(EngineError::Constraint("every token is masked".into())));
+            send(
+                a,
+                TokenEvent::Error(EngineError::Constraint("every token is masked".into())),
+            );
             return Some(FinishReason::Cancelled);
         };
         let t = choice.token;
@@ -508,7 +677,11 @@ impl<B: Backend> Worker<B> {
         }
         let special = tok.is_special(t);
         let eos = tok.special_id(SpecialToken::Eos);
-        let (logprob, top) = if req.logprobs { (Some(choice.logprob), choice.top) } else { (None, Vec::new()) };
+        let (logprob, top) = if req.logprobs {
+            (Some(choice.logprob), choice.top)
+        } else {
+            (None, Vec::new())
+        };
         if special {
             if t == think_end {
                 a.in_reasoning = false;
@@ -530,17 +703,50 @@ impl<B: Backend> Worker<B> {
             if t == eos && !req.ignore_eos {
                 return Some(FinishReason::Eos);
             }
-            let text = tok.token_to_piece(t).map(|c| c.into_owned()).unwrap_or_default();
-            send(a, TokenEvent::Token(Sampled { id: t, special, text, logprob, top, forced }));
+            let text = tok
+                .token_to_piece(t)
+                .map(|c| c.into_owned())
+                .unwrap_or_default();
+            send(
+                a,
+                TokenEvent::Token(Sampled {
+                    id: t,
+                    special,
+                    text,
+                    logprob,
+                    top,
+                    forced,
+                }),
+            );
         } else {
             let piece = a.utf8.push(tok.token_bytes(t).unwrap_or(&[]));
             if a.dsml_greedy && piece.contains('>') {
                 a.dsml_greedy = false;
             }
             match a.stop.feed(&piece) {
-                StopOutcome::Emit(text) => send(a, TokenEvent::Token(Sampled { id: t, special, text, logprob, top, forced })),
+                StopOutcome::Emit(text) => send(
+                    a,
+                    TokenEvent::Token(Sampled {
+                        id: t,
+                        special,
+                        text,
+                        logprob,
+                        top,
+                        forced,
+                    }),
+                ),
                 StopOutcome::Stop { before, stop } => {
-                    send(a, TokenEvent::Token(Sampled { id: t, special, text: before, logprob, top, forced }));
+                    send(
+                        a,
+                        TokenEvent::Token(Sampled {
+                            id: t,
+                            special,
+                            text: before,
+                            logprob,
+                            top,
+                            forced,
+                        }),
+                    );
                     return Some(FinishReason::StopString(stop));
                 }
             }
@@ -548,7 +754,10 @@ impl<B: Backend> Worker<B> {
         if a.sub.req.mask.as_ref().is_some_and(|m| m.is_finished()) {
             return Some(FinishReason::MaskFinished);
         }
-        if req.max_tokens.is_some_and(|m| a.usage.completion_tokens >= m) {
+        if req
+            .max_tokens
+            .is_some_and(|m| a.usage.completion_tokens >= m)
+        {
             return Some(FinishReason::Length);
         }
         if pos + 1 >= ctx {
@@ -573,7 +782,13 @@ impl<B: Backend> Worker<B> {
             a.usage.prefill_seconds = a.t_start.elapsed().as_secs_f64();
         }
         self.stats.finished(a.usage.completion_tokens);
-        send(&a, TokenEvent::Finished { reason, usage: a.usage.clone() });
+        send(
+            &a,
+            TokenEvent::Finished {
+                reason,
+                usage: a.usage.clone(),
+            },
+        );
         let sl = &mut self.slots[a.slot];
         sl.busy = false;
         sl.last_used = Instant::now();

@@ -7,10 +7,19 @@
 use std::sync::LazyLock;
 
 use dsv4_engine::demo::demo_engine;
-use dsv4_engine::{Engine, EngineConfig, FinishReason, GenerationRequest, SamplingParams, Thinking, TokenEvent, Usage};
+use dsv4_engine::{
+    Engine, EngineConfig, FinishReason, GenerationRequest, SamplingParams, Thinking, TokenEvent,
+    Usage,
+};
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| {
-    demo_engine(EngineConfig { ctx: 4096, sessions: 8, threads: 2, ..Default::default() }).unwrap()
+    demo_engine(EngineConfig {
+        ctx: 4096,
+        sessions: 8,
+        threads: 2,
+        ..Default::default()
+    })
+    .unwrap()
 });
 
 struct Outcome {
@@ -23,7 +32,13 @@ struct Outcome {
 
 fn run(req: GenerationRequest) -> Outcome {
     let mut h = ENGINE.submit(req).unwrap();
-    let mut o = Outcome { tokens: vec![], text: String::new(), reason: FinishReason::Cancelled, usage: Usage::default(), started: false };
+    let mut o = Outcome {
+        tokens: vec![],
+        text: String::new(),
+        reason: FinishReason::Cancelled,
+        usage: Usage::default(),
+        started: false,
+    };
     while let Some(ev) = h.next_blocking() {
         match ev {
             TokenEvent::Started { .. } => o.started = true,
@@ -45,7 +60,9 @@ fn run(req: GenerationRequest) -> Outcome {
 }
 
 fn prompt(n: usize, salt: u32) -> Vec<u32> {
-    (0..n as u32).map(|i| 1000 + (i.wrapping_mul(7919).wrapping_add(salt * 104_729)) % 50_000).collect()
+    (0..n as u32)
+        .map(|i| 1000 + (i.wrapping_mul(7919).wrapping_add(salt * 104_729)) % 50_000)
+        .collect()
 }
 
 fn greedy(p: Vec<u32>, n: usize) -> GenerationRequest {
@@ -82,8 +99,14 @@ fn rewind_reuses_the_prefix_and_regenerates_identically() {
     let mut r = greedy(p.clone(), 16);
     r.session_key = key.clone();
     let again = run(r);
-    assert_eq!(again.tokens, first.tokens, "regenerate after rewind must equal the first run");
-    assert_eq!((again.usage.cached_tokens, again.usage.replayed_tokens), (300, 0));
+    assert_eq!(
+        again.tokens, first.tokens,
+        "regenerate after rewind must equal the first run"
+    );
+    assert_eq!(
+        (again.usage.cached_tokens, again.usage.replayed_tokens),
+        (300, 0)
+    );
     // An edit at position 290: the checkpoint at 256 is restored and only the
     // 34 known tokens before the edit are re-evaluated; the result equals a
     // fresh run of the edited prompt on an empty session.
@@ -94,10 +117,17 @@ fn rewind_reuses_the_prefix_and_regenerates_identically() {
     r.session_key = key.clone();
     let e = run(r);
     assert_eq!((e.usage.cached_tokens, e.usage.replayed_tokens), (256, 34));
-    assert!(e.usage.replayed_tokens < 128, "rewind re-evaluates a bounded tail");
+    assert!(
+        e.usage.replayed_tokens < 128,
+        "rewind re-evaluates a bounded tail"
+    );
     let mut r = greedy(edited, 8);
     r.session_key = Some("rewind-fresh".into());
-    assert_eq!(run(r).tokens, e.tokens, "rewound run equals a fresh run token for token");
+    assert_eq!(
+        run(r).tokens,
+        e.tokens,
+        "rewound run equals a fresh run token for token"
+    );
     // Back to the original prompt and its continuation.
     let mut r = greedy(p.clone(), 16);
     r.session_key = key.clone();
@@ -115,12 +145,22 @@ fn rewind_reuses_the_prefix_and_regenerates_identically() {
 
 #[test]
 fn concurrent_sessions_match_sequential_runs() {
-    let prompts: Vec<Vec<u32>> = (0..4).map(|s| prompt(30 + s as usize * 11, 100 + s)).collect();
-    let solo: Vec<Vec<u32>> = prompts.iter().map(|p| run(greedy(p.clone(), 10)).tokens).collect();
-    let handles: Vec<_> = prompts.iter().map(|p| std::thread::spawn({
-        let p = p.clone();
-        move || run(greedy(p, 10)).tokens
-    })).collect();
+    let prompts: Vec<Vec<u32>> = (0..4)
+        .map(|s| prompt(30 + s as usize * 11, 100 + s))
+        .collect();
+    let solo: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| run(greedy(p.clone(), 10)).tokens)
+        .collect();
+    let handles: Vec<_> = prompts
+        .iter()
+        .map(|p| {
+            std::thread::spawn({
+                let p = p.clone();
+                move || run(greedy(p, 10)).tokens
+            })
+        })
+        .collect();
     let together: Vec<Vec<u32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(solo, together);
 }
@@ -154,7 +194,10 @@ fn stop_strings_limits_and_cancellation() {
 #[test]
 fn thinking_budget_forces_the_end_of_reasoning() {
     let mut r = greedy(prompt(10, 5), 8);
-    r.thinking = Thinking { starts_in_reasoning: true, budget: Some(3) };
+    r.thinking = Thinking {
+        starts_in_reasoning: true,
+        budget: Some(3),
+    };
     let mut h = ENGINE.submit(r).unwrap();
     let mut forced_at = None;
     let mut n = 0;
@@ -162,26 +205,41 @@ fn thinking_budget_forces_the_end_of_reasoning() {
         if let TokenEvent::Token(s) = ev {
             if s.forced {
                 forced_at.get_or_insert(n);
-                assert_eq!(s.id, ENGINE.tokenizer().special_id(dsv4_tokenizer::SpecialToken::ThinkEnd));
+                assert_eq!(
+                    s.id,
+                    ENGINE
+                        .tokenizer()
+                        .special_id(dsv4_tokenizer::SpecialToken::ThinkEnd)
+                );
             }
             n += 1;
         }
     }
-    assert!(forced_at.is_some_and(|at| at <= 3), "</think> forced after at most 3 reasoning tokens");
+    assert!(
+        forced_at.is_some_and(|at| at <= 3),
+        "</think> forced after at most 3 reasoning tokens"
+    );
 }
 
 #[test]
 fn invalid_requests_get_clear_errors() {
     let mut h = ENGINE.submit(GenerationRequest::new(vec![])).unwrap();
-    assert!(matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("empty")));
-    let mut h = ENGINE.submit(GenerationRequest::new(vec![0; 5000])).unwrap();
-    assert!(matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("context")));
+    assert!(
+        matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("empty"))
+    );
+    let mut h = ENGINE
+        .submit(GenerationRequest::new(vec![0; 5000]))
+        .unwrap();
+    assert!(
+        matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("context"))
+    );
     let mut r = GenerationRequest::new(vec![5]);
     r.sampling.top_p = 2.0;
     let mut h = ENGINE.submit(r).unwrap();
-    assert!(matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("top_p")));
+    assert!(
+        matches!(h.next_blocking(), Some(TokenEvent::Error(e)) if e.to_string().contains("top_p"))
+    );
 }
-
 
 #[test]
 fn saved_sessions_restore_without_re_prefill() {
@@ -201,7 +259,10 @@ fn saved_sessions_restore_without_re_prefill() {
     let mut r = greedy(cont, 3);
     r.session_key = Some("save-b".into());
     let c = run(r);
-    assert_eq!(c.usage.cached_tokens, 155, "the whole prompt comes from the file");
+    assert_eq!(
+        c.usage.cached_tokens, 155,
+        "the whole prompt comes from the file"
+    );
     assert_eq!(c.tokens[0], expect_next, "restored state continues exactly");
     // A corrupt file is refused with a clear error and leaves nothing half-loaded.
     std::fs::write(&path, b"garbage").unwrap();

@@ -57,7 +57,11 @@ impl CompressorState {
         let o = pos % self.ratio;
         debug_assert_eq!(o, self.n_partial, "compressor fed out of order");
         self.kv[o * w..(o + 1) * w].copy_from_slice(kv);
-        for ((dst, &s), &b) in self.score[o * w..(o + 1) * w].iter_mut().zip(score).zip(&ape[o * w..(o + 1) * w]) {
+        for ((dst, &s), &b) in self.score[o * w..(o + 1) * w]
+            .iter_mut()
+            .zip(score)
+            .zip(&ape[o * w..(o + 1) * w])
+        {
             *dst = s + b;
         }
         self.n_partial += 1;

@@ -145,31 +145,49 @@ struct Keys<'a> {
 
 impl Keys<'_> {
     fn err(&self, key: &str, reason: impl Into<String>) -> ModelError {
-        ModelError::Metadata { file: self.file.into(), key: key.into(), reason: reason.into() }
+        ModelError::Metadata {
+            file: self.file.into(),
+            key: key.into(),
+            reason: reason.into(),
+        }
     }
     fn full(k: &str) -> String {
         format!("{ARCH}.{k}")
     }
     fn usize(&self, k: &str) -> Result<usize> {
         let key = Self::full(k);
-        let v = self.md.u64(&key).map_err(|e| self.err(&key, e.to_string()))?;
+        let v = self
+            .md
+            .u64(&key)
+            .map_err(|e| self.err(&key, e.to_string()))?;
         usize::try_from(v).map_err(|_| self.err(&key, "value too large"))
     }
     fn opt_usize(&self, k: &str) -> Result<Option<usize>> {
-        if self.md.get(&Self::full(k)).is_none() { Ok(None) } else { self.usize(k).map(Some) }
+        if self.md.get(&Self::full(k)).is_none() {
+            Ok(None)
+        } else {
+            self.usize(k).map(Some)
+        }
     }
     fn f64(&self, k: &str) -> Result<f64> {
         let key = Self::full(k);
         self.md.f64(&key).map_err(|e| self.err(&key, e.to_string()))
     }
     fn opt_f64(&self, k: &str) -> Result<Option<f64>> {
-        if self.md.get(&Self::full(k)).is_none() { Ok(None) } else { self.f64(k).map(Some) }
+        if self.md.get(&Self::full(k)).is_none() {
+            Ok(None)
+        } else {
+            self.f64(k).map(Some)
+        }
     }
     fn bool(&self, k: &str) -> Result<bool> {
         let key = Self::full(k);
         match self.md.get(&key) {
             Some(v) if v.as_i128().is_some() => Ok(v.as_i128() != Some(0)),
-            _ => self.md.bool(&key).map_err(|e| self.err(&key, e.to_string())),
+            _ => self
+                .md
+                .bool(&key)
+                .map_err(|e| self.err(&key, e.to_string())),
         }
     }
     /// A per-layer value given as an array, or a scalar applying to every layer.
@@ -179,7 +197,10 @@ impl Keys<'_> {
             None => Ok(None),
             Some(v) if v.as_f64().is_some() => Ok(Some(vec![v.as_f64().unwrap_or(0.0); n])),
             Some(_) => {
-                let vals = self.md.floats(&key).map_err(|e| self.err(&key, e.to_string()))?;
+                let vals = self
+                    .md
+                    .floats(&key)
+                    .map_err(|e| self.err(&key, e.to_string()))?;
                 if vals.len() < n {
                     return Err(self.err(&key, format!("{} entries for {n} layers", vals.len())));
                 }
@@ -196,27 +217,41 @@ impl ModelConfig {
         let md = file.metadata();
         let arch = md.string("general.architecture").unwrap_or("");
         if arch != ARCH {
-            return Err(ModelError::WrongArchitecture { file: origin.into(), found: arch.into() });
+            return Err(ModelError::WrongArchitecture {
+                file: origin.into(),
+                found: arch.into(),
+            });
         }
         let k = Keys { md, file: origin };
         let n_layer_all = k.usize("block_count")?;
         let n_nextn = k.opt_usize("nextn_predict_layers")?.unwrap_or(0);
         let n_layer = n_layer_all.checked_sub(n_nextn).ok_or_else(|| {
-            k.err(&Keys::full("nextn_predict_layers"), "larger than block_count")
+            k.err(
+                &Keys::full("nextn_predict_layers"),
+                "larger than block_count",
+            )
         })?;
         let n_vocab = match file.tensor_info("token_embd.weight") {
             Some(t) if t.dims.len() == 2 => t.dims[1] as usize,
             _ => k.usize("vocab_size")?,
         };
         let mut defaulted = Vec::new();
-        let beta_fast = k.opt_f64("rope.scaling.yarn_beta_fast")?.unwrap_or_else(|| {
-            defaulted.push(format!("{ARCH}.rope.scaling.yarn_beta_fast = 32 (llama.cpp default)"));
-            32.0
-        });
-        let beta_slow = k.opt_f64("rope.scaling.yarn_beta_slow")?.unwrap_or_else(|| {
-            defaulted.push(format!("{ARCH}.rope.scaling.yarn_beta_slow = 1 (llama.cpp default)"));
-            1.0
-        });
+        let beta_fast = k
+            .opt_f64("rope.scaling.yarn_beta_fast")?
+            .unwrap_or_else(|| {
+                defaulted.push(format!(
+                    "{ARCH}.rope.scaling.yarn_beta_fast = 32 (llama.cpp default)"
+                ));
+                32.0
+            });
+        let beta_slow = k
+            .opt_f64("rope.scaling.yarn_beta_slow")?
+            .unwrap_or_else(|| {
+                defaulted.push(format!(
+                    "{ARCH}.rope.scaling.yarn_beta_slow = 1 (llama.cpp default)"
+                ));
+                1.0
+            });
         if let Some(g) = k.opt_usize("expert_gating_func")?
             && g != GATING_SQRT_SOFTPLUS as usize
         {
@@ -226,14 +261,21 @@ impl ModelConfig {
             ));
         }
         let ratios_key = Keys::full("attention.compress_ratios");
-        let ratios = md.ints(&ratios_key).map_err(|e| k.err(&ratios_key, e.to_string()))?;
+        let ratios = md
+            .ints(&ratios_key)
+            .map_err(|e| k.err(&ratios_key, e.to_string()))?;
         if ratios.len() < n_layer_all {
-            return Err(k.err(&ratios_key, format!("{} entries for {n_layer_all} blocks", ratios.len())));
+            return Err(k.err(
+                &ratios_key,
+                format!("{} entries for {n_layer_all} blocks", ratios.len()),
+            ));
         }
         let clamp_exp = k
             .per_layer_f64("swiglu_clamp_exp", n_layer_all)?
             .ok_or_else(|| k.err(&Keys::full("swiglu_clamp_exp"), "missing"))?;
-        let clamp_shexp = k.per_layer_f64("swiglu_clamp_shexp", n_layer_all)?.unwrap_or_else(|| clamp_exp.clone());
+        let clamp_shexp = k
+            .per_layer_f64("swiglu_clamp_shexp", n_layer_all)?
+            .unwrap_or_else(|| clamp_exp.clone());
         let hash_layers = k.usize("hash_layer_count")?;
         let mut layers = Vec::with_capacity(n_layer);
         for (l, &r) in ratios.iter().take(n_layer).enumerate() {
@@ -297,33 +339,58 @@ impl ModelConfig {
         if let Some(kv) = k.opt_usize("attention.head_count_kv")?
             && kv != 1
         {
-            return Err(k.err(&Keys::full("attention.head_count_kv"), format!("{kv}; V4 has one shared K=V head")));
+            return Err(k.err(
+                &Keys::full("attention.head_count_kv"),
+                format!("{kv}; V4 has one shared K=V head"),
+            ));
         }
         if let Some(v) = k.opt_usize("attention.value_length")?
             && v != self.head_dim
         {
-            return Err(k.err(&Keys::full("attention.value_length"), "must equal key_length (K = V)"));
+            return Err(k.err(
+                &Keys::full("attention.value_length"),
+                "must equal key_length (K = V)",
+            ));
         }
         Ok(())
     }
 
     /// Checks the relations the forward pass relies on.
     pub fn validate(&self, file: &str) -> Result<()> {
-        let bad = |reason: String| Err(ModelError::Config { file: file.into(), reason });
+        let bad = |reason: String| {
+            Err(ModelError::Config {
+                file: file.into(),
+                reason,
+            })
+        };
         if self.n_layer == 0 || self.n_embd == 0 || self.n_head == 0 || self.n_vocab == 0 {
             return bad("zero layers, width, heads or vocabulary".into());
         }
-        if self.rope_dim % 2 != 0 || self.rope_dim > self.head_dim {
-            return bad(format!("rope dims {} must be even and ≤ head dim {}", self.rope_dim, self.head_dim));
+        if !self.rope_dim.is_multiple_of(2) || self.rope_dim > self.head_dim {
+            return bad(format!(
+                "rope dims {} must be even and ≤ head dim {}",
+                self.rope_dim, self.head_dim
+            ));
         }
-        if self.rope_dim > self.index_head_dim && self.layers.iter().any(|l| l.kind == LayerKind::Csa) {
-            return bad(format!("rope dims {} exceed the indexer head dim {}", self.rope_dim, self.index_head_dim));
+        if self.rope_dim > self.index_head_dim
+            && self.layers.iter().any(|l| l.kind == LayerKind::Csa)
+        {
+            return bad(format!(
+                "rope dims {} exceed the indexer head dim {}",
+                self.rope_dim, self.index_head_dim
+            ));
         }
-        if self.o_groups == 0 || self.n_head % self.o_groups != 0 {
-            return bad(format!("{} heads are not divisible into {} output groups", self.n_head, self.o_groups));
+        if self.o_groups == 0 || !self.n_head.is_multiple_of(self.o_groups) {
+            return bad(format!(
+                "{} heads are not divisible into {} output groups",
+                self.n_head, self.o_groups
+            ));
         }
         if self.n_expert_used == 0 || self.n_expert_used > self.n_expert {
-            return bad(format!("{} experts used of {}", self.n_expert_used, self.n_expert));
+            return bad(format!(
+                "{} experts used of {}",
+                self.n_expert_used, self.n_expert
+            ));
         }
         if self.hc_mult == 0 || self.hc_sinkhorn_iters == 0 {
             return bad("hyper-connection count and Sinkhorn iterations must be positive".into());
@@ -332,7 +399,10 @@ impl ModelConfig {
             return bad("sliding window must be positive".into());
         }
         if self.n_shared > 1 {
-            return bad(format!("{} shared experts; V4 has at most one", self.n_shared));
+            return bad(format!(
+                "{} shared experts; V4 has at most one",
+                self.n_shared
+            ));
         }
         Ok(())
     }
@@ -362,7 +432,11 @@ impl ModelConfig {
             self.n_expert,
             self.n_expert_used,
             self.n_vocab,
-            if self.n_nextn > 0 { format!(", {} MTP block(s)", self.n_nextn) } else { String::new() }
+            if self.n_nextn > 0 {
+                format!(", {} MTP block(s)", self.n_nextn)
+            } else {
+                String::new()
+            }
         )
     }
 }

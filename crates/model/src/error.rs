@@ -43,7 +43,9 @@ pub enum ModelError {
         reason: String,
     },
     /// A required tensor is absent.
-    #[error("{file}: tensor {tensor:?} is missing ({role}); the file is incomplete or made for a different model")]
+    #[error(
+        "{file}: tensor {tensor:?} is missing ({role}); the file is incomplete or made for a different model"
+    )]
     MissingTensor {
         /// The file.
         file: String,

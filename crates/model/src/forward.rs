@@ -32,7 +32,11 @@ fn validate<S: SessionStateOps>(model: &Model, rows: &[RowMeta], states: &[&mut 
     let mut next: Vec<usize> = states.iter().map(|s| s.pos()).collect();
     for (i, r) in rows.iter().enumerate() {
         let expected = next.get_mut(r.seq).ok_or_else(|| {
-            ModelError::Batch(format!("row {i} names session {} but only {} were given", r.seq, states.len()))
+            ModelError::Batch(format!(
+                "row {i} names session {} but only {} were given",
+                r.seq,
+                states.len()
+            ))
         })?;
         if r.pos != *expected {
             return Err(ModelError::Batch(format!(
@@ -41,7 +45,11 @@ fn validate<S: SessionStateOps>(model: &Model, rows: &[RowMeta], states: &[&mut 
             )));
         }
         if r.token as usize >= model.cfg.n_vocab {
-            return Err(ModelError::TokenOutOfRange { id: r.token, row: i, vocab: model.cfg.n_vocab });
+            return Err(ModelError::TokenOutOfRange {
+                id: r.token,
+                row: i,
+                vocab: model.cfg.n_vocab,
+            });
         }
         *expected += 1;
     }
@@ -98,7 +106,9 @@ pub fn forward<B: Backend>(
     backend.finish(model, rows, states)?;
     if !logits_rows.is_empty() {
         if let Some(&bad) = logits_rows.iter().find(|&&r| r >= n) {
-            return Err(ModelError::Batch(format!("logits requested for row {bad} of a {n}-row batch")));
+            return Err(ModelError::Batch(format!(
+                "logits requested for row {bad} of a {n}-row batch"
+            )));
         }
         logits.resize(logits_rows.len() * cfg.n_vocab, 0.0);
         backend.head(model, x, logits_rows, logits)?;

@@ -20,7 +20,15 @@ pub struct HcMix {
 /// Computes pre/post/comb from the mixer output `m` (`[(2+hc)·hc]`, already
 /// multiplied by the RMS inverse of the flattened streams), the site's
 /// `scale` (3) and `base` (`[(2+hc)·hc]`).
-pub fn mix(m: &[f32], scale: &[f32], base: &[f32], hc: usize, iters: usize, eps: f32, out: &mut HcMix) {
+pub fn mix(
+    m: &[f32],
+    scale: &[f32],
+    base: &[f32],
+    hc: usize,
+    iters: usize,
+    eps: f32,
+    out: &mut HcMix,
+) {
     let sig = crate::numerics::sigmoid;
     for j in 0..hc {
         out.pre[j] = sig(m[j] * scale[0] + base[j]) + eps;
@@ -113,7 +121,11 @@ mod tests {
         let hc = 4;
         let m: Vec<f32> = (0..24).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
         let base: Vec<f32> = (0..24).map(|i| (i as f32 * 0.3).cos()).collect();
-        let mut out = HcMix { pre: vec![0.0; 4], post: vec![0.0; 4], comb: vec![0.0; 16] };
+        let mut out = HcMix {
+            pre: vec![0.0; 4],
+            post: vec![0.0; 4],
+            comb: vec![0.0; 16],
+        };
         mix(&m, &[1.0, 0.5, 2.0], &base, hc, 20, 1e-6, &mut out);
         for j in 0..hc {
             let r: f32 = out.comb[j * hc..(j + 1) * hc].iter().sum();

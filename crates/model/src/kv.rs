@@ -32,7 +32,9 @@ pub enum KvFormat {
 enum Enc {
     F32,
     /// FP8 E4M3 for the first `dim - rope` values (blocks of 64), BF16 for the rest.
-    Fp8 { rope: usize },
+    Fp8 {
+        rope: usize,
+    },
     /// FP4 E2M1 in blocks of 32.
     Fp4,
 }
@@ -78,7 +80,14 @@ fn from_exp_byte(b: u8) -> f32 {
 
 impl RowStore {
     fn new(enc: Enc, dim: usize) -> RowStore {
-        RowStore { enc, dim, row_bytes: enc.row_bytes(dim), f32s: Vec::new(), bytes: Vec::new(), n: 0 }
+        RowStore {
+            enc,
+            dim,
+            row_bytes: enc.row_bytes(dim),
+            f32s: Vec::new(),
+            bytes: Vec::new(),
+            n: 0,
+        }
     }
 
     /// Number of rows.
@@ -109,8 +118,10 @@ impl RowStore {
     /// Keeps the first `n` rows.
     pub fn truncate(&mut self, n: usize) {
         let n = n.min(self.n);
-        self.f32s.truncate(n * self.dim * usize::from(self.enc == Enc::F32));
-        self.bytes.truncate(n * self.row_bytes * usize::from(self.enc != Enc::F32));
+        self.f32s
+            .truncate(n * self.dim * usize::from(self.enc == Enc::F32));
+        self.bytes
+            .truncate(n * self.row_bytes * usize::from(self.enc != Enc::F32));
         self.n = n;
     }
 
@@ -158,7 +169,9 @@ impl RowStore {
                     data.push(exp_byte(s));
                     for pair in block.chunks(2) {
                         let lo = e2m1_code(round_e2m1((pair[0] / s).clamp(-6.0, 6.0)));
-                        let hi = pair.get(1).map_or(0, |&v| e2m1_code(round_e2m1((v / s).clamp(-6.0, 6.0))));
+                        let hi = pair
+                            .get(1)
+                            .map_or(0, |&v| e2m1_code(round_e2m1((v / s).clamp(-6.0, 6.0))));
                         data.push(lo | (hi << 4));
                     }
                 }
@@ -252,7 +265,11 @@ static E4M3_TABLE: std::sync::LazyLock<[f32; 256]> = std::sync::LazyLock::new(||
 fn e2m1_code(v: f32) -> u8 {
     let a = v.abs();
     let idx = E2M1_GRID.iter().position(|&g| g == a).unwrap_or(0) as u8;
-    if v.is_sign_negative() && a != 0.0 { idx | 8 } else { idx }
+    if v.is_sign_negative() && a != 0.0 {
+        idx | 8
+    } else {
+        idx
+    }
 }
 
 fn e2m1_value(c: u8) -> f32 {
@@ -272,7 +289,8 @@ pub struct RawRows {
 impl RawRows {
     /// Row of absolute position `pos`, if held.
     pub fn index_of(&self, pos: usize) -> Option<usize> {
-        pos.checked_sub(self.first_pos).filter(|&i| i < self.rows.len())
+        pos.checked_sub(self.first_pos)
+            .filter(|&i| i < self.rows.len())
     }
 
     /// Forgets rows before `pos` (amortised: only compacts once enough rows are dead).
@@ -329,7 +347,10 @@ impl SessionState {
             .layers
             .iter()
             .map(|lc| LayerState {
-                raw: RawRows { rows: RowStore::new(main, cfg.head_dim), first_pos: 0 },
+                raw: RawRows {
+                    rows: RowStore::new(main, cfg.head_dim),
+                    first_pos: 0,
+                },
                 comp: (lc.kind != LayerKind::Swa).then(|| Compressed {
                     state: CompressorState::new(lc.ratio, cfg.head_dim, lc.compressor_width()),
                     rows: RowStore::new(main, cfg.head_dim),
@@ -340,7 +361,12 @@ impl SessionState {
                 }),
             })
             .collect();
-        SessionState { pos: 0, layers, format, raw_history }
+        SessionState {
+            pos: 0,
+            layers,
+            format,
+            raw_history,
+        }
     }
 
     /// Forgets everything: back to position 0 (allocations are kept).
@@ -372,7 +398,10 @@ impl SessionState {
     pub fn frontier_bytes(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| l.comp.as_ref().map_or(0, |c| c.state.bytes()) + l.index.as_ref().map_or(0, |c| c.state.bytes()))
+            .map(|l| {
+                l.comp.as_ref().map_or(0, |c| c.state.bytes())
+                    + l.index.as_ref().map_or(0, |c| c.state.bytes())
+            })
             .sum()
     }
 
@@ -399,7 +428,11 @@ impl SessionState {
                 }
             })
             .collect();
-        Checkpoint { pos: self.pos, raw_from: from, layers }
+        Checkpoint {
+            pos: self.pos,
+            raw_from: from,
+            layers,
+        }
     }
 
     /// Returns to a checkpoint taken earlier in this session's history.
@@ -480,55 +513,11 @@ pub fn bytes_per_token(cfg: &ModelConfig, format: KvFormat) -> f64 {
             LayerKind::Swa => 0.0,
             LayerKind::Hca => main.row_bytes(cfg.head_dim) as f64 / l.ratio as f64,
             LayerKind::Csa => {
-                (main.row_bytes(cfg.head_dim) + index.row_bytes(cfg.index_head_dim)) as f64 / l.ratio as f64
+                (main.row_bytes(cfg.head_dim) + index.row_bytes(cfg.index_head_dim)) as f64
+                    / l.ratio as f64
             }
         })
         .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::numerics::{fp4_roundtrip, fp8_roundtrip};
-
-    #[test]
-    fn e4m3_codes_roundtrip_every_value() {
-        for c in 0u8..=255 {
-            let v = e4m3_decode(c);
-            if v.is_nan() || (c == 0x80) {
-                continue;
-            }
-            assert_eq!(e4m3_code(v), c, "code {c:#x} value {v}");
-        }
-    }
-
-    #[test]
-    fn compact_rows_are_lossless_after_qat_rounding() {
-        let dim = 192;
-        let rope = 64;
-        let mut row: Vec<f32> = (0..dim).map(|i| ((i * 7919 % 211) as f32 - 100.0) * 0.037).collect();
-        row[5] = 0.0;
-        row[70] = -1e-6;
-        fp8_roundtrip(&mut row[..dim - rope], 64);
-        for v in &mut row[dim - rope..] {
-            *v = bf16::from_f32(*v).to_f32();
-        }
-        let mut s = RowStore::new(Enc::Fp8 { rope }, dim);
-        s.push(&row);
-        assert_eq!(s.row_bytes(), 128 + 2 + 128);
-        let mut out = vec![0.0; dim];
-        s.read(0, &mut out);
-        assert_eq!(out, row);
-
-        let mut key: Vec<f32> = (0..128).map(|i| ((i * 31 % 97) as f32 - 48.0) * 0.21).collect();
-        fp4_roundtrip(&mut key, 32);
-        let mut s = RowStore::new(Enc::Fp4, 128);
-        s.push(&key);
-        assert_eq!(s.row_bytes(), 68);
-        let mut out = vec![0.0; 128];
-        s.read(0, &mut out);
-        assert_eq!(out, key);
-    }
 }
 
 // ---- persistence (see persist.rs) ----
@@ -561,7 +550,9 @@ impl RowStore {
     fn decode(d: &mut Dec<'_>, like: &RowStore) -> Result<RowStore> {
         let bad = |m: &str| ModelError::Snapshot(m.to_string());
         if d.u64()? != like.enc.tag() || d.u64()? != like.dim as u64 {
-            return Err(bad("KV row format differs (saved with another --kv setting or model)"));
+            return Err(bad(
+                "KV row format differs (saved with another --kv setting or model)",
+            ));
         }
         let n = d.u64()? as usize;
         let data = d.bytes()?;
@@ -571,7 +562,10 @@ impl RowStore {
         let mut s = RowStore::new(like.enc, like.dim);
         s.n = n;
         if like.enc == Enc::F32 {
-            s.f32s = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            s.f32s = data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
         } else {
             s.bytes = data;
         }
@@ -646,6 +640,59 @@ impl Checkpoint {
             }
             layers.push(LayerCheckpoint { raw, comp, index });
         }
-        Ok(Checkpoint { pos, raw_from, layers })
+        Ok(Checkpoint {
+            pos,
+            raw_from,
+            layers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::numerics::{fp4_roundtrip, fp8_roundtrip};
+
+    #[test]
+    fn e4m3_codes_roundtrip_every_value() {
+        for c in 0u8..=255 {
+            let v = e4m3_decode(c);
+            if v.is_nan() || (c == 0x80) {
+                continue;
+            }
+            assert_eq!(e4m3_code(v), c, "code {c:#x} value {v}");
+        }
+    }
+
+    #[test]
+    fn compact_rows_are_lossless_after_qat_rounding() {
+        let dim = 192;
+        let rope = 64;
+        let mut row: Vec<f32> = (0..dim)
+            .map(|i| ((i * 7919 % 211) as f32 - 100.0) * 0.037)
+            .collect();
+        row[5] = 0.0;
+        row[70] = -1e-6;
+        fp8_roundtrip(&mut row[..dim - rope], 64);
+        for v in &mut row[dim - rope..] {
+            *v = bf16::from_f32(*v).to_f32();
+        }
+        let mut s = RowStore::new(Enc::Fp8 { rope }, dim);
+        s.push(&row);
+        assert_eq!(s.row_bytes(), 128 + 2 + 128);
+        let mut out = vec![0.0; dim];
+        s.read(0, &mut out);
+        assert_eq!(out, row);
+
+        let mut key: Vec<f32> = (0..128)
+            .map(|i| ((i * 31 % 97) as f32 - 48.0) * 0.21)
+            .collect();
+        fp4_roundtrip(&mut key, 32);
+        let mut s = RowStore::new(Enc::Fp4, 128);
+        s.push(&key);
+        assert_eq!(s.row_bytes(), 68);
+        let mut out = vec![0.0; 128];
+        s.read(0, &mut out);
+        assert_eq!(out, key);
     }
 }

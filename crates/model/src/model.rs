@@ -56,7 +56,14 @@ impl Model {
         let weights = Weights::bind(&file, &cfg)?;
         let rope_main = RopeTable::plain(cfg.rope_base, cfg.rope_dim);
         let rope_compress = RopeTable::yarn(cfg.compress_rope_base, cfg.rope_dim, &cfg.yarn);
-        Ok(Model { file, cfg, weights, rope_main, rope_compress, opts })
+        Ok(Model {
+            file,
+            cfg,
+            weights,
+            rope_main,
+            rope_compress,
+            opts,
+        })
     }
 
     /// The underlying file.
@@ -84,7 +91,11 @@ impl Model {
 
     /// Bytes of all weight matrices (the mapped model size that matters).
     pub fn weight_bytes(&self) -> u64 {
-        self.weights.matrices().iter().map(|m| m.range.len() as u64).sum()
+        self.weights
+            .matrices()
+            .iter()
+            .map(|m| m.range.len() as u64)
+            .sum()
     }
 
     /// Weight bytes read to decode one token (dense weights, the used experts
@@ -95,19 +106,32 @@ impl Model {
             + self.weights.hc_head.func.range.len() as u64
             + self.weights.token_embd.row_bytes() as u64;
         for l in &self.weights.layers {
-            let dense: [&Matrix; 8] = [&l.q_a, &l.q_b, &l.kv, &l.out_a, &l.out_b, &l.hc_attn.func, &l.hc_ffn.func, &l.gate_inp];
+            let dense: [&Matrix; 8] = [
+                &l.q_a,
+                &l.q_b,
+                &l.kv,
+                &l.out_a,
+                &l.out_b,
+                &l.hc_attn.func,
+                &l.hc_ffn.func,
+                &l.gate_inp,
+            ];
             total += dense.iter().map(|m| m.range.len() as u64).sum::<u64>();
             if let Some(cw) = &l.compressor {
                 total += (cw.kv.range.len() + cw.gate.range.len()) as u64;
             }
             if let Some(i) = &l.indexer {
-                total += (i.proj.range.len() + i.q_b.range.len() + i.comp.kv.range.len() + i.comp.gate.range.len()) as u64;
+                total += (i.proj.range.len()
+                    + i.q_b.range.len()
+                    + i.comp.kv.range.len()
+                    + i.comp.gate.range.len()) as u64;
             }
             if let Some(s) = &l.shared {
                 total += (s.gate.range.len() + s.up.range.len() + s.down.range.len()) as u64;
             }
-            let per_expert = (l.gate_exps.all.range.len() + l.up_exps.all.range.len() + l.down_exps.all.range.len())
-                as u64
+            let per_expert = (l.gate_exps.all.range.len()
+                + l.up_exps.all.range.len()
+                + l.down_exps.all.range.len()) as u64
                 / c.n_expert.max(1) as u64;
             total += per_expert * c.n_expert_used as u64;
         }

@@ -93,9 +93,9 @@ pub const E2M1_GRID: [f32; 8] = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0];
 pub fn round_e2m1(v: f32) -> f32 {
     let a = v.abs();
     let mut best = 0usize;
-    for c in 1..8 {
+    for (c, &g) in E2M1_GRID.iter().enumerate().skip(1) {
         let d_best = (a - E2M1_GRID[best]).abs();
-        let d = (a - E2M1_GRID[c]).abs();
+        let d = (a - g).abs();
         if d < d_best || (d == d_best && c % 2 == 0) {
             best = c;
         }
@@ -157,7 +157,16 @@ mod tests {
     #[test]
     fn e4m3_grid_properties() {
         // Representable values stay put; midpoints go to the even mantissa.
-        for v in [0.0f32, 1.0, 1.125, 448.0, 2f32.powi(-9), 2f32.powi(-6), 240.0, -3.5] {
+        for v in [
+            0.0f32,
+            1.0,
+            1.125,
+            448.0,
+            2f32.powi(-9),
+            2f32.powi(-6),
+            240.0,
+            -3.5,
+        ] {
             assert_eq!(round_e4m3(v), v, "{v}");
         }
         assert_eq!(round_e4m3(1.0625), 1.0); // tie between 1.0 (even) and 1.125
@@ -171,7 +180,16 @@ mod tests {
 
     #[test]
     fn e2m1_ties_go_to_even_codes() {
-        let cases = [(0.25, 0.0), (0.75, 1.0), (1.25, 1.0), (1.75, 2.0), (2.5, 2.0), (3.5, 4.0), (5.0, 4.0), (5.5, 6.0)];
+        let cases = [
+            (0.25, 0.0),
+            (0.75, 1.0),
+            (1.25, 1.0),
+            (1.75, 2.0),
+            (2.5, 2.0),
+            (3.5, 4.0),
+            (5.0, 4.0),
+            (5.5, 6.0),
+        ];
         for (x, y) in cases {
             assert_eq!(round_e2m1(x), y, "{x}");
             assert_eq!(round_e2m1(-x), -y, "-{x}");
@@ -191,7 +209,9 @@ mod tests {
 
     #[test]
     fn roundtrips_are_idempotent_and_hadamard_is_orthogonal() {
-        let mut x: Vec<f32> = (0..128).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+        let mut x: Vec<f32> = (0..128)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013)
+            .collect();
         let orig = x.clone();
         fp8_roundtrip(&mut x, 64);
         let once = x.clone();

@@ -27,9 +27,14 @@ pub fn fingerprint(cfg: &ModelConfig) -> u64 {
         cfg.rope_dim,
         cfg.index_head_dim,
         cfg.window,
-        cfg.layers.iter().map(|l| (l.kind.name(), l.ratio)).collect::<Vec<_>>()
+        cfg.layers
+            .iter()
+            .map(|l| (l.kind.name(), l.ratio))
+            .collect::<Vec<_>>()
     );
-    s.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3))
+    s.bytes().fold(0xCBF2_9CE4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    })
 }
 
 /// A writer of primitive values.
@@ -83,13 +88,18 @@ impl<'a> Dec<'a> {
         Dec { r, left: len }
     }
     fn take(&mut self, n: u64) -> Result<()> {
-        self.left = self.left.checked_sub(n).ok_or_else(|| bad("the file is truncated"))?;
+        self.left = self
+            .left
+            .checked_sub(n)
+            .ok_or_else(|| bad("the file is truncated"))?;
         Ok(())
     }
     pub(crate) fn u64(&mut self) -> Result<u64> {
         self.take(8)?;
         let mut b = [0u8; 8];
-        self.r.read_exact(&mut b).map_err(|e| bad(format!("read failed: {e}")))?;
+        self.r
+            .read_exact(&mut b)
+            .map_err(|e| bad(format!("read failed: {e}")))?;
         Ok(u64::from_le_bytes(b))
     }
     pub(crate) fn usize(&mut self, max: usize, what: &str) -> Result<usize> {
@@ -103,18 +113,27 @@ impl<'a> Dec<'a> {
         let n = self.u64()?;
         self.take(n)?;
         let mut v = vec![0u8; n as usize];
-        self.r.read_exact(&mut v).map_err(|e| bad(format!("read failed: {e}")))?;
+        self.r
+            .read_exact(&mut v)
+            .map_err(|e| bad(format!("read failed: {e}")))?;
         Ok(v)
     }
     pub(crate) fn f32s(&mut self, expect: usize) -> Result<Vec<f32>> {
         let n = self.u64()?;
         if n != expect as u64 {
-            return Err(bad(format!("array of {n} values where {expect} were expected")));
+            return Err(bad(format!(
+                "array of {n} values where {expect} were expected"
+            )));
         }
         self.take(4 * n)?;
         let mut raw = vec![0u8; 4 * n as usize];
-        self.r.read_exact(&mut raw).map_err(|e| bad(format!("read failed: {e}")))?;
-        Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        self.r
+            .read_exact(&mut raw)
+            .map_err(|e| bad(format!("read failed: {e}")))?;
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
     pub(crate) fn comp(&mut self, like: &CompressorState) -> Result<CompressorState> {
         let (ratio, dim, width) = (self.u64()?, self.u64()?, self.u64()?);
@@ -138,7 +157,12 @@ impl<'a> Dec<'a> {
 }
 
 /// Writes a session's state and checkpoints.
-pub fn save(cfg: &ModelConfig, state: &SessionState, checkpoints: &[Checkpoint], w: &mut dyn Write) -> Result<()> {
+pub fn save(
+    cfg: &ModelConfig,
+    state: &SessionState,
+    checkpoints: &[Checkpoint],
+    w: &mut dyn Write,
+) -> Result<()> {
     let io = |e: std::io::Error| bad(format!("write failed: {e}"));
     w.write_all(MAGIC).map_err(io)?;
     let mut e = Enc::new(w);
@@ -153,9 +177,15 @@ pub fn save(cfg: &ModelConfig, state: &SessionState, checkpoints: &[Checkpoint],
 
 /// Reads a session saved by [`save`] into `state` (a fresh state of the same
 /// model, used as the layout template); returns the checkpoints.
-pub fn load(cfg: &ModelConfig, state: &mut SessionState, r: &mut dyn Read, len: u64) -> Result<Vec<Checkpoint>> {
+pub fn load(
+    cfg: &ModelConfig,
+    state: &mut SessionState,
+    r: &mut dyn Read,
+    len: u64,
+) -> Result<Vec<Checkpoint>> {
     let mut magic = [0u8; 8];
-    r.read_exact(&mut magic).map_err(|e| bad(format!("read failed: {e}")))?;
+    r.read_exact(&mut magic)
+        .map_err(|e| bad(format!("read failed: {e}")))?;
     if &magic != MAGIC {
         return Err(bad("not a dsv4 session file (bad magic)"));
     }

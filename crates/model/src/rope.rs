@@ -19,14 +19,18 @@ impl RopeTable {
     /// Plain RoPE: θ_i = base^(−2i/dim).
     pub fn plain(base: f64, rope_dim: usize) -> RopeTable {
         let b = base as f32;
-        let theta = (0..rope_dim / 2).map(|i| 1.0 / b.powf((2 * i) as f32 / rope_dim as f32)).collect();
+        let theta = (0..rope_dim / 2)
+            .map(|i| 1.0 / b.powf((2 * i) as f32 / rope_dim as f32))
+            .collect();
         RopeTable { theta }
     }
 
     /// YaRN-blended frequencies (no magnitude scaling), as used on compressed layers.
     pub fn yarn(base: f64, rope_dim: usize, y: &Yarn) -> RopeTable {
         let dim = rope_dim as f64;
-        let corr = |rot: f64| dim * (y.original_context / (rot * 2.0 * std::f64::consts::PI)).ln() / (2.0 * base.ln());
+        let corr = |rot: f64| {
+            dim * (y.original_context / (rot * 2.0 * std::f64::consts::PI)).ln() / (2.0 * base.ln())
+        };
         let low = corr(y.beta_fast).floor().max(0.0);
         let mut high = corr(y.beta_slow).ceil().min(dim - 1.0);
         if low == high {
@@ -86,7 +90,12 @@ mod tests {
     #[test]
     fn flash_check_values() {
         // model-spec §3.3 check values.
-        let y = Yarn { factor: 16.0, original_context: 65536.0, beta_fast: 32.0, beta_slow: 1.0 };
+        let y = Yarn {
+            factor: 16.0,
+            original_context: 65536.0,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+        };
         let t = RopeTable::yarn(160000.0, 64, &y).theta;
         assert!(close(t[0], 1.0));
         assert!(close(t[1], 0.687_656_02), "{}", t[1]);
@@ -95,7 +104,7 @@ mod tests {
         assert!(close(t[25], 5.372_312_7e-6), "{}", t[25]);
         assert!(close(t[31], 5.680_529e-7), "{}", t[31]);
         let m = RopeTable::plain(10000.0, 64).theta;
-        assert!(close(m[1], 0.749_894_2), "{}", m[1]);
+        assert!(close(m[1], 0.749_894_24), "{}", m[1]);
         assert!(close(m[31], 1.333_521_4e-4), "{}", m[31]);
     }
 

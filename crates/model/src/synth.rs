@@ -46,7 +46,13 @@ pub struct QuantMix {
 impl QuantMix {
     /// Everything in one type (norms and small vectors stay F32).
     pub fn uniform(ty: GgmlType) -> QuantMix {
-        QuantMix { expert_gate_up: ty, expert_down: ty, dense: ty, small_matrices: ty, embedding: ty }
+        QuantMix {
+            expert_gate_up: ty,
+            expert_down: ty,
+            dense: ty,
+            small_matrices: ty,
+            embedding: ty,
+        }
     }
 
     /// Parses a mix name: `f32`, `f16`, `bf16`, `q8_0`, `q2` (ds4's q2 file:
@@ -136,7 +142,13 @@ fn flash_config(n_vocab: usize) -> ModelConfig {
                 l if l % 2 == 0 => (LayerKind::Csa, 4),
                 _ => (LayerKind::Hca, 128),
             };
-            LayerConfig { kind, ratio, hash_routed: l < 3, clamp_exp: 10.0, clamp_shexp: 10.0 }
+            LayerConfig {
+                kind,
+                ratio,
+                hash_routed: l < 3,
+                clamp_exp: 10.0,
+                clamp_shexp: 10.0,
+            }
         })
         .collect();
     ModelConfig {
@@ -154,7 +166,12 @@ fn flash_config(n_vocab: usize) -> ModelConfig {
         rms_eps: 1e-6,
         rope_base: 10000.0,
         compress_rope_base: 160000.0,
-        yarn: Yarn { factor: 16.0, original_context: 65536.0, beta_fast: 32.0, beta_slow: 1.0 },
+        yarn: Yarn {
+            factor: 16.0,
+            original_context: 65536.0,
+            beta_fast: 32.0,
+            beta_slow: 1.0,
+        },
         index_n_head: 64,
         index_head_dim: 128,
         index_topk: 512,
@@ -174,7 +191,12 @@ fn flash_config(n_vocab: usize) -> ModelConfig {
 }
 
 /// Builds a preset's configuration. `layers`/`experts` override the preset's.
-pub fn preset_config(p: Preset, n_vocab: usize, layers: Option<usize>, experts: Option<usize>) -> ModelConfig {
+pub fn preset_config(
+    p: Preset,
+    n_vocab: usize,
+    layers: Option<usize>,
+    experts: Option<usize>,
+) -> ModelConfig {
     let mut c = flash_config(n_vocab);
     match p {
         Preset::Flash => {}
@@ -209,7 +231,13 @@ pub fn preset_config(p: Preset, n_vocab: usize, layers: Option<usize>, experts: 
         // Repeat the [SWA, CSA, HCA, CSA…] pattern: SWA first, then alternate.
         let base = c.layers.clone();
         c.layers = (0..n)
-            .map(|l| if l < base.len() { base[l] } else { base[1 + (l - 1) % (base.len() - 1).max(1)] })
+            .map(|l| {
+                if l < base.len() {
+                    base[l]
+                } else {
+                    base[1 + (l - 1) % (base.len() - 1).max(1)]
+                }
+            })
             .collect();
         for (l, lc) in c.layers.iter_mut().enumerate() {
             lc.hash_routed = l < 3;
@@ -244,12 +272,18 @@ impl Rng {
 }
 
 fn name_seed(seed: u64, name: &str) -> u64 {
-    name.bytes().fold(seed ^ 0xCBF2_9CE4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3))
+    name.bytes().fold(seed ^ 0xCBF2_9CE4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3)
+    })
 }
 
 /// Quantizes one row of f32 into `ty` bytes.
 fn quantize_row(ty: GgmlType, x: &[f32], out: &mut Vec<u8>) {
-    fn blocks<B: bytemuck::Pod + bytemuck::Zeroable>(n: usize, f: impl FnOnce(&mut [B]), out: &mut Vec<u8>) {
+    fn blocks<B: bytemuck::Pod + bytemuck::Zeroable>(
+        n: usize,
+        f: impl FnOnce(&mut [B]),
+        out: &mut Vec<u8>,
+    ) {
         let mut v = vec![B::zeroed(); n];
         f(&mut v);
         out.extend_from_slice(bytemuck::cast_slice(&v));
@@ -274,11 +308,13 @@ fn quantize_row(ty: GgmlType, x: &[f32], out: &mut Vec<u8>) {
 }
 
 /// The value distribution of a tensor role: `(std, mean)`.
-fn init_of(role: Role, cfg: &ModelConfig, k: usize) -> (f32, f32) {
+fn init_of(role: Role, k: usize) -> (f32, f32) {
     let fan = (k.max(1) as f32).sqrt();
     match role {
         Role::TokenEmbd => (1.0, 0.0),
-        Role::OutputNorm | Role::AttnNorm | Role::FfnNorm | Role::AttnQANorm | Role::AttnKvNorm => (0.1, 1.0),
+        Role::OutputNorm | Role::AttnNorm | Role::FfnNorm | Role::AttnQANorm | Role::AttnKvNorm => {
+            (0.1, 1.0)
+        }
         Role::CompNorm | Role::IdxCompNorm => (0.1, 1.0),
         Role::HcHeadScale | Role::HcAttnScale | Role::HcFfnScale => (0.1, 1.0),
         Role::HcHeadBase | Role::HcAttnBase | Role::HcFfnBase => (0.5, 0.0),
@@ -287,9 +323,11 @@ fn init_of(role: Role, cfg: &ModelConfig, k: usize) -> (f32, f32) {
         Role::FfnExpProbsB => (0.1, 0.0),
         Role::HcHeadFn | Role::HcAttnFn | Role::HcFfnFn => (0.5 / fan, 0.0),
         // Large enough that some gate/up pre-activations pass the clamp.
-        Role::FfnGateExps | Role::FfnUpExps | Role::FfnGateShexp | Role::FfnUpShexp => (3.0 / fan, 0.0),
+        Role::FfnGateExps | Role::FfnUpExps | Role::FfnGateShexp | Role::FfnUpShexp => {
+            (3.0 / fan, 0.0)
+        }
         Role::FfnGateInp => (2.0 / fan, 0.0),
-        _ => (1.0 / fan * if cfg.n_embd > 1024 { 1.0 } else { 1.0 }, 0.0),
+        _ => (1.0 / fan, 0.0),
     }
 }
 
@@ -298,7 +336,12 @@ fn role_type(role: Role, mix: &QuantMix) -> GgmlType {
         Role::FfnGateExps | Role::FfnUpExps => mix.expert_gate_up,
         Role::FfnDownExps => mix.expert_down,
         Role::TokenEmbd => mix.embedding,
-        Role::AttnQA | Role::AttnQB | Role::AttnKv | Role::AttnOutA | Role::AttnOutB | Role::Output => mix.dense,
+        Role::AttnQA
+        | Role::AttnQB
+        | Role::AttnKv
+        | Role::AttnOutA
+        | Role::AttnOutB
+        | Role::Output => mix.dense,
         Role::FfnGateShexp | Role::FfnUpShexp | Role::FfnDownShexp => mix.dense,
         r if r.class() == Class::Matrix => mix.small_matrices,
         Role::FfnTid2Eid => GgmlType::I32,
@@ -309,9 +352,13 @@ fn role_type(role: Role, mix: &QuantMix) -> GgmlType {
 /// The type actually used: falls back to F16/F32 when the row length is not a
 /// whole number of blocks (tiny dimensions with block-256 types).
 fn fit_type(ty: GgmlType, k: usize) -> GgmlType {
-    if k as u64 % ty.block_elems() == 0 {
+    if (k as u64).is_multiple_of(ty.block_elems()) {
         ty
-    } else if k % 32 == 0 && ty != GgmlType::F32 && ty != GgmlType::F16 && ty != GgmlType::BF16 {
+    } else if k.is_multiple_of(32)
+        && ty != GgmlType::F32
+        && ty != GgmlType::F16
+        && ty != GgmlType::BF16
+    {
         GgmlType::Q8_0
     } else {
         GgmlType::F32
@@ -323,7 +370,10 @@ fn write_metadata(w: &mut GgufWriter, spec: &SynthSpec, vocab: &VocabMeta) {
     let k = |s: &str| format!("{ARCH}.{s}");
     w.set_str("general.architecture", ARCH);
     w.set_str("general.name", spec.name.clone());
-    w.set_str("general.description", "dsv4 synthetic random-weight model (not a trained model)");
+    w.set_str(
+        "general.description",
+        "dsv4 synthetic random-weight model (not a trained model)",
+    );
     let u = |w: &mut GgufWriter, key: &str, v: usize| w.set_u32(k(key), v as u32);
     u(w, "block_count", c.n_layer);
     u(w, "context_length", c.context_length);
@@ -339,8 +389,14 @@ fn write_metadata(w: &mut GgufWriter, spec: &SynthSpec, vocab: &VocabMeta) {
     u(w, "attention.output_lora_rank", c.o_lora_rank);
     u(w, "attention.sliding_window", c.window);
     w.set_f32(k("attention.layer_norm_rms_epsilon"), c.rms_eps);
-    w.set_array(k("attention.compress_ratios"), Array::i32s(c.layers.iter().map(|l| l.ratio as i32)));
-    w.set_f32(k("attention.compress_rope_freq_base"), c.compress_rope_base as f32);
+    w.set_array(
+        k("attention.compress_ratios"),
+        Array::i32s(c.layers.iter().map(|l| l.ratio as i32)),
+    );
+    w.set_f32(
+        k("attention.compress_rope_freq_base"),
+        c.compress_rope_base as f32,
+    );
     u(w, "attention.indexer.head_count", c.index_n_head);
     u(w, "attention.indexer.key_length", c.index_head_dim);
     u(w, "attention.indexer.top_k", c.index_topk);
@@ -353,25 +409,52 @@ fn write_metadata(w: &mut GgufWriter, spec: &SynthSpec, vocab: &VocabMeta) {
     w.set_f32(k("expert_weights_scale"), c.expert_weights_scale);
     w.set_bool(k("expert_weights_norm"), c.expert_weights_norm);
     w.set_u32(k("expert_gating_func"), GATING_SQRT_SOFTPLUS);
-    u(w, "hash_layer_count", c.layers.iter().take_while(|l| l.hash_routed).count());
-    w.set_array(k("swiglu_clamp_exp"), Array::f32s(c.layers.iter().map(|l| l.clamp_exp)));
-    w.set_array(k("swiglu_clamp_shexp"), Array::f32s(c.layers.iter().map(|l| l.clamp_shexp)));
+    u(
+        w,
+        "hash_layer_count",
+        c.layers.iter().take_while(|l| l.hash_routed).count(),
+    );
+    w.set_array(
+        k("swiglu_clamp_exp"),
+        Array::f32s(c.layers.iter().map(|l| l.clamp_exp)),
+    );
+    w.set_array(
+        k("swiglu_clamp_shexp"),
+        Array::f32s(c.layers.iter().map(|l| l.clamp_shexp)),
+    );
     u(w, "rope.dimension_count", c.rope_dim);
     w.set_f32(k("rope.freq_base"), c.rope_base as f32);
     w.set_str(k("rope.scaling.type"), "yarn");
     w.set_f32(k("rope.scaling.factor"), c.yarn.factor as f32);
-    u(w, "rope.scaling.original_context_length", c.yarn.original_context as usize);
+    u(
+        w,
+        "rope.scaling.original_context_length",
+        c.yarn.original_context as usize,
+    );
     w.set_f32(k("rope.scaling.yarn_beta_fast"), c.yarn.beta_fast as f32);
     w.set_f32(k("rope.scaling.yarn_beta_slow"), c.yarn.beta_slow as f32);
     u(w, "hyper_connection.count", c.hc_mult);
-    u(w, "hyper_connection.sinkhorn_iterations", c.hc_sinkhorn_iters);
+    u(
+        w,
+        "hyper_connection.sinkhorn_iterations",
+        c.hc_sinkhorn_iters,
+    );
     w.set_f32(k("hyper_connection.epsilon"), c.hc_eps);
     if !vocab.tokens.is_empty() {
         w.set_str("tokenizer.ggml.model", "gpt2");
         w.set_str("tokenizer.ggml.pre", "joyai-llm");
-        w.set_array("tokenizer.ggml.tokens", Array::strings(vocab.tokens.iter().cloned()));
-        w.set_array("tokenizer.ggml.token_type", Array::i32s(vocab.token_types.iter().copied()));
-        w.set_array("tokenizer.ggml.merges", Array::strings(vocab.merges.iter().cloned()));
+        w.set_array(
+            "tokenizer.ggml.tokens",
+            Array::strings(vocab.tokens.iter().cloned()),
+        );
+        w.set_array(
+            "tokenizer.ggml.token_type",
+            Array::i32s(vocab.token_types.iter().copied()),
+        );
+        w.set_array(
+            "tokenizer.ggml.merges",
+            Array::strings(vocab.merges.iter().cloned()),
+        );
         w.set_u32("tokenizer.ggml.bos_token_id", vocab.bos);
         w.set_u32("tokenizer.ggml.eos_token_id", vocab.eos);
         w.set_u32("tokenizer.ggml.padding_token_id", vocab.eos);
@@ -406,7 +489,7 @@ fn add_role(w: &mut GgufWriter, spec: &SynthSpec, role: Role, layer: usize) -> R
         return w.add_i32(&name, &dims, &table).map_err(err);
     }
     let ty = fit_type(role_type(role, &spec.mix), k);
-    let (std, mean) = init_of(role, cfg, k);
+    let (std, mean) = init_of(role, k);
     let seed = name_seed(spec.seed, &name);
     let producer = Box::new(move |out: &mut dyn Write| -> std::io::Result<()> {
         let mut rng = Rng(seed);
@@ -431,7 +514,11 @@ pub fn build_writer(spec: &SynthSpec, vocab: &VocabMeta) -> Result<GgufWriter> {
     if !vocab.tokens.is_empty() && vocab.tokens.len() != spec.cfg.n_vocab {
         return Err(ModelError::Config {
             file: "<synth>".into(),
-            reason: format!("{} tokens for a vocabulary of {}", vocab.tokens.len(), spec.cfg.n_vocab),
+            reason: format!(
+                "{} tokens for a vocabulary of {}",
+                vocab.tokens.len(),
+                spec.cfg.n_vocab
+            ),
         });
     }
     let mut w = GgufWriter::new();

@@ -121,55 +121,307 @@ struct RoleInfo {
     what: &'static str,
 }
 
-const fn r(role: Role, pattern: &'static str, scope: Scope, class: Class, what: &'static str) -> RoleInfo {
-    RoleInfo { role, pattern, scope, class, what }
+const fn r(
+    role: Role,
+    pattern: &'static str,
+    scope: Scope,
+    class: Class,
+    what: &'static str,
+) -> RoleInfo {
+    RoleInfo {
+        role,
+        pattern,
+        scope,
+        class,
+        what,
+    }
 }
 
 use Class::*;
 use Scope::*;
 
 const ROLES: &[RoleInfo] = &[
-    r(Role::TokenEmbd, "token_embd.weight", Global, Embedding, "token embedding"),
-    r(Role::OutputNorm, "output_norm.weight", Global, Small, "final RMSNorm"),
+    r(
+        Role::TokenEmbd,
+        "token_embd.weight",
+        Global,
+        Embedding,
+        "token embedding",
+    ),
+    r(
+        Role::OutputNorm,
+        "output_norm.weight",
+        Global,
+        Small,
+        "final RMSNorm",
+    ),
     r(Role::Output, "output.weight", Global, Matrix, "output head"),
-    r(Role::HcHeadFn, "output_hc_fn.weight", Global, Matrix, "HC head mixer"),
-    r(Role::HcHeadBase, "output_hc_base.weight", Global, Small, "HC head bias"),
-    r(Role::HcHeadScale, "output_hc_scale.weight", Global, Small, "HC head scale"),
-    r(Role::AttnNorm, "blk.{}.attn_norm.weight", Every, Small, "attention input RMSNorm"),
-    r(Role::AttnSinks, "blk.{}.attn_sinks.weight", Every, Small, "attention sinks"),
-    r(Role::AttnQA, "blk.{}.attn_q_a.weight", Every, Matrix, "query down-projection"),
-    r(Role::AttnQANorm, "blk.{}.attn_q_a_norm.weight", Every, Small, "query latent RMSNorm"),
-    r(Role::AttnQB, "blk.{}.attn_q_b.weight", Every, Matrix, "query up-projection"),
-    r(Role::AttnKv, "blk.{}.attn_kv.weight", Every, Matrix, "KV projection"),
-    r(Role::AttnKvNorm, "blk.{}.attn_kv_a_norm.weight", Every, Small, "KV RMSNorm"),
-    r(Role::AttnOutA, "blk.{}.attn_output_a.weight", Every, Matrix, "grouped output projection"),
-    r(Role::AttnOutB, "blk.{}.attn_output_b.weight", Every, Matrix, "output mixing projection"),
-    r(Role::HcAttnFn, "blk.{}.hc_attn_fn.weight", Every, Matrix, "attention HC mixer"),
-    r(Role::HcAttnBase, "blk.{}.hc_attn_base.weight", Every, Small, "attention HC bias"),
-    r(Role::HcAttnScale, "blk.{}.hc_attn_scale.weight", Every, Small, "attention HC scales"),
-    r(Role::HcFfnFn, "blk.{}.hc_ffn_fn.weight", Every, Matrix, "FFN HC mixer"),
-    r(Role::HcFfnBase, "blk.{}.hc_ffn_base.weight", Every, Small, "FFN HC bias"),
-    r(Role::HcFfnScale, "blk.{}.hc_ffn_scale.weight", Every, Small, "FFN HC scales"),
-    r(Role::CompKv, "blk.{}.attn_compressor_kv.weight", Compressed, Matrix, "compressor KV projection"),
-    r(Role::CompGate, "blk.{}.attn_compressor_gate.weight", Compressed, Matrix, "compressor score projection"),
-    r(Role::CompApe, "blk.{}.attn_compressor_ape.weight", Compressed, Small, "compressor position bias"),
-    r(Role::CompNorm, "blk.{}.attn_compressor_norm.weight", Compressed, Small, "compressor RMSNorm"),
-    r(Role::IdxProj, "blk.{}.indexer.proj.weight", Csa, Matrix, "indexer head weights"),
-    r(Role::IdxQB, "blk.{}.indexer.attn_q_b.weight", Csa, Matrix, "indexer query projection"),
-    r(Role::IdxCompKv, "blk.{}.indexer_compressor_kv.weight", Csa, Matrix, "indexer compressor KV"),
-    r(Role::IdxCompGate, "blk.{}.indexer_compressor_gate.weight", Csa, Matrix, "indexer compressor score"),
-    r(Role::IdxCompApe, "blk.{}.indexer_compressor_ape.weight", Csa, Small, "indexer compressor position bias"),
-    r(Role::IdxCompNorm, "blk.{}.indexer_compressor_norm.weight", Csa, Small, "indexer compressor RMSNorm"),
-    r(Role::FfnGateInp, "blk.{}.ffn_gate_inp.weight", Every, Matrix, "router"),
-    r(Role::FfnTid2Eid, "blk.{}.ffn_gate_tid2eid.weight", Hash, IntTable, "hash-routing table"),
-    r(Role::FfnExpProbsB, "blk.{}.exp_probs_b.bias", NotHash, Small, "router selection bias"),
-    r(Role::FfnNorm, "blk.{}.ffn_norm.weight", Every, Small, "FFN input RMSNorm"),
-    r(Role::FfnGateExps, "blk.{}.ffn_gate_exps.weight", Every, Experts, "routed experts gate"),
-    r(Role::FfnUpExps, "blk.{}.ffn_up_exps.weight", Every, Experts, "routed experts up"),
-    r(Role::FfnDownExps, "blk.{}.ffn_down_exps.weight", Every, Experts, "routed experts down"),
-    r(Role::FfnGateShexp, "blk.{}.ffn_gate_shexp.weight", Every, Matrix, "shared expert gate"),
-    r(Role::FfnUpShexp, "blk.{}.ffn_up_shexp.weight", Every, Matrix, "shared expert up"),
-    r(Role::FfnDownShexp, "blk.{}.ffn_down_shexp.weight", Every, Matrix, "shared expert down"),
+    r(
+        Role::HcHeadFn,
+        "output_hc_fn.weight",
+        Global,
+        Matrix,
+        "HC head mixer",
+    ),
+    r(
+        Role::HcHeadBase,
+        "output_hc_base.weight",
+        Global,
+        Small,
+        "HC head bias",
+    ),
+    r(
+        Role::HcHeadScale,
+        "output_hc_scale.weight",
+        Global,
+        Small,
+        "HC head scale",
+    ),
+    r(
+        Role::AttnNorm,
+        "blk.{}.attn_norm.weight",
+        Every,
+        Small,
+        "attention input RMSNorm",
+    ),
+    r(
+        Role::AttnSinks,
+        "blk.{}.attn_sinks.weight",
+        Every,
+        Small,
+        "attention sinks",
+    ),
+    r(
+        Role::AttnQA,
+        "blk.{}.attn_q_a.weight",
+        Every,
+        Matrix,
+        "query down-projection",
+    ),
+    r(
+        Role::AttnQANorm,
+        "blk.{}.attn_q_a_norm.weight",
+        Every,
+        Small,
+        "query latent RMSNorm",
+    ),
+    r(
+        Role::AttnQB,
+        "blk.{}.attn_q_b.weight",
+        Every,
+        Matrix,
+        "query up-projection",
+    ),
+    r(
+        Role::AttnKv,
+        "blk.{}.attn_kv.weight",
+        Every,
+        Matrix,
+        "KV projection",
+    ),
+    r(
+        Role::AttnKvNorm,
+        "blk.{}.attn_kv_a_norm.weight",
+        Every,
+        Small,
+        "KV RMSNorm",
+    ),
+    r(
+        Role::AttnOutA,
+        "blk.{}.attn_output_a.weight",
+        Every,
+        Matrix,
+        "grouped output projection",
+    ),
+    r(
+        Role::AttnOutB,
+        "blk.{}.attn_output_b.weight",
+        Every,
+        Matrix,
+        "output mixing projection",
+    ),
+    r(
+        Role::HcAttnFn,
+        "blk.{}.hc_attn_fn.weight",
+        Every,
+        Matrix,
+        "attention HC mixer",
+    ),
+    r(
+        Role::HcAttnBase,
+        "blk.{}.hc_attn_base.weight",
+        Every,
+        Small,
+        "attention HC bias",
+    ),
+    r(
+        Role::HcAttnScale,
+        "blk.{}.hc_attn_scale.weight",
+        Every,
+        Small,
+        "attention HC scales",
+    ),
+    r(
+        Role::HcFfnFn,
+        "blk.{}.hc_ffn_fn.weight",
+        Every,
+        Matrix,
+        "FFN HC mixer",
+    ),
+    r(
+        Role::HcFfnBase,
+        "blk.{}.hc_ffn_base.weight",
+        Every,
+        Small,
+        "FFN HC bias",
+    ),
+    r(
+        Role::HcFfnScale,
+        "blk.{}.hc_ffn_scale.weight",
+        Every,
+        Small,
+        "FFN HC scales",
+    ),
+    r(
+        Role::CompKv,
+        "blk.{}.attn_compressor_kv.weight",
+        Compressed,
+        Matrix,
+        "compressor KV projection",
+    ),
+    r(
+        Role::CompGate,
+        "blk.{}.attn_compressor_gate.weight",
+        Compressed,
+        Matrix,
+        "compressor score projection",
+    ),
+    r(
+        Role::CompApe,
+        "blk.{}.attn_compressor_ape.weight",
+        Compressed,
+        Small,
+        "compressor position bias",
+    ),
+    r(
+        Role::CompNorm,
+        "blk.{}.attn_compressor_norm.weight",
+        Compressed,
+        Small,
+        "compressor RMSNorm",
+    ),
+    r(
+        Role::IdxProj,
+        "blk.{}.indexer.proj.weight",
+        Csa,
+        Matrix,
+        "indexer head weights",
+    ),
+    r(
+        Role::IdxQB,
+        "blk.{}.indexer.attn_q_b.weight",
+        Csa,
+        Matrix,
+        "indexer query projection",
+    ),
+    r(
+        Role::IdxCompKv,
+        "blk.{}.indexer_compressor_kv.weight",
+        Csa,
+        Matrix,
+        "indexer compressor KV",
+    ),
+    r(
+        Role::IdxCompGate,
+        "blk.{}.indexer_compressor_gate.weight",
+        Csa,
+        Matrix,
+        "indexer compressor score",
+    ),
+    r(
+        Role::IdxCompApe,
+        "blk.{}.indexer_compressor_ape.weight",
+        Csa,
+        Small,
+        "indexer compressor position bias",
+    ),
+    r(
+        Role::IdxCompNorm,
+        "blk.{}.indexer_compressor_norm.weight",
+        Csa,
+        Small,
+        "indexer compressor RMSNorm",
+    ),
+    r(
+        Role::FfnGateInp,
+        "blk.{}.ffn_gate_inp.weight",
+        Every,
+        Matrix,
+        "router",
+    ),
+    r(
+        Role::FfnTid2Eid,
+        "blk.{}.ffn_gate_tid2eid.weight",
+        Hash,
+        IntTable,
+        "hash-routing table",
+    ),
+    r(
+        Role::FfnExpProbsB,
+        "blk.{}.exp_probs_b.bias",
+        NotHash,
+        Small,
+        "router selection bias",
+    ),
+    r(
+        Role::FfnNorm,
+        "blk.{}.ffn_norm.weight",
+        Every,
+        Small,
+        "FFN input RMSNorm",
+    ),
+    r(
+        Role::FfnGateExps,
+        "blk.{}.ffn_gate_exps.weight",
+        Every,
+        Experts,
+        "routed experts gate",
+    ),
+    r(
+        Role::FfnUpExps,
+        "blk.{}.ffn_up_exps.weight",
+        Every,
+        Experts,
+        "routed experts up",
+    ),
+    r(
+        Role::FfnDownExps,
+        "blk.{}.ffn_down_exps.weight",
+        Every,
+        Experts,
+        "routed experts down",
+    ),
+    r(
+        Role::FfnGateShexp,
+        "blk.{}.ffn_gate_shexp.weight",
+        Every,
+        Matrix,
+        "shared expert gate",
+    ),
+    r(
+        Role::FfnUpShexp,
+        "blk.{}.ffn_up_shexp.weight",
+        Every,
+        Matrix,
+        "shared expert up",
+    ),
+    r(
+        Role::FfnDownShexp,
+        "blk.{}.ffn_down_shexp.weight",
+        Every,
+        Matrix,
+        "shared expert down",
+    ),
 ];
 
 fn info(role: Role) -> &'static RoleInfo {
@@ -200,10 +452,18 @@ impl Role {
 
     /// Whether `layer` carries this role.
     pub fn applies(self, cfg: &ModelConfig, layer: usize) -> bool {
-        let Some(l) = cfg.layers.get(layer) else { return false };
+        let Some(l) = cfg.layers.get(layer) else {
+            return false;
+        };
         match info(self).scope {
             Global => false,
-            Every => !(cfg.n_shared == 0 && matches!(self, Role::FfnGateShexp | Role::FfnUpShexp | Role::FfnDownShexp)),
+            Every => {
+                !(cfg.n_shared == 0
+                    && matches!(
+                        self,
+                        Role::FfnGateShexp | Role::FfnUpShexp | Role::FfnDownShexp
+                    ))
+            }
             Compressed => l.kind != LayerKind::Swa,
             Csa => l.kind == LayerKind::Csa,
             Hash => l.hash_routed,
@@ -244,7 +504,10 @@ impl Role {
             Role::AttnKv => vec![d, hd],
             Role::AttnKvNorm | Role::CompNorm => vec![hd],
             Role::AttnOutA => {
-                vec![h * hd / cfg.o_groups as u64, (cfg.o_lora_rank * cfg.o_groups) as u64]
+                vec![
+                    h * hd / cfg.o_groups as u64,
+                    (cfg.o_lora_rank * cfg.o_groups) as u64,
+                ]
             }
             Role::AttnOutB => vec![(cfg.o_groups * cfg.o_lora_rank) as u64, d],
             Role::HcAttnFn | Role::HcFfnFn => vec![hc * d, mix],
@@ -296,7 +559,13 @@ pub struct Finding {
 }
 
 /// Checks one tensor of a role: presence, shape and type. Returns findings.
-pub fn check_role(file: &GgufFile, cfg: &ModelConfig, role: Role, layer: usize, out: &mut Vec<Finding>) {
+pub fn check_role(
+    file: &GgufFile,
+    cfg: &ModelConfig,
+    role: Role,
+    layer: usize,
+    out: &mut Vec<Finding>,
+) {
     let name = role.name(layer);
     let Some(t) = file.tensor_info(&name) else {
         if !role.optional() {
@@ -313,7 +582,12 @@ pub fn check_role(file: &GgufFile, cfg: &ModelConfig, role: Role, layer: usize, 
         out.push(Finding {
             severity: Severity::Error,
             subject: name.clone(),
-            message: format!("shape {} but expected {:?} ({})", t.shape_string(), expected, role.what()),
+            message: format!(
+                "shape {} but expected {:?} ({})",
+                t.shape_string(),
+                expected,
+                role.what()
+            ),
         });
     }
     let accepted = role.class().accepted();
@@ -327,7 +601,11 @@ pub fn check_role(file: &GgufFile, cfg: &ModelConfig, role: Role, layer: usize, 
         out.push(Finding {
             severity: Severity::Error,
             subject: name,
-            message: format!("type {} is not usable here; expected one of {}{hint}", t.ty, list.join(", ")),
+            message: format!(
+                "type {} is not usable here; expected one of {}{hint}",
+                t.ty,
+                list.join(", ")
+            ),
         });
     }
 }
@@ -355,7 +633,11 @@ pub fn check_file(file: &GgufFile, cfg: &ModelConfig) -> Vec<Finding> {
         if claimed.contains(&t.name) {
             continue;
         }
-        let layer = t.name.strip_prefix("blk.").and_then(|s| s.split('.').next()).and_then(|s| s.parse::<usize>().ok());
+        let layer = t
+            .name
+            .strip_prefix("blk.")
+            .and_then(|s| s.split('.').next())
+            .and_then(|s| s.parse::<usize>().ok());
         if layer.is_some_and(|l| l >= cfg.n_layer) {
             mtp += 1;
             continue;
@@ -370,11 +652,18 @@ pub fn check_file(file: &GgufFile, cfg: &ModelConfig) -> Vec<Finding> {
         out.push(Finding {
             severity: Severity::Note,
             subject: "MTP".into(),
-            message: format!("{mtp} tensors of MTP block(s) after layer {}; not used yet", cfg.n_layer - 1),
+            message: format!(
+                "{mtp} tensors of MTP block(s) after layer {}; not used yet",
+                cfg.n_layer - 1
+            ),
         });
     }
     for d in &cfg.defaulted {
-        out.push(Finding { severity: Severity::Note, subject: "metadata".into(), message: format!("defaulted {d}") });
+        out.push(Finding {
+            severity: Severity::Note,
+            subject: "metadata".into(),
+            message: format!("defaulted {d}"),
+        });
     }
     out
 }

@@ -45,7 +45,13 @@ impl Matrix {
     pub fn rows_slice(&self, r0: usize, n: usize) -> Matrix {
         let rb = self.row_bytes();
         let start = self.range.start + r0 * rb;
-        Matrix { name: self.name.clone(), ty: self.ty, rows: n, k: self.k, range: start..start + n * rb }
+        Matrix {
+            name: self.name.clone(),
+            ty: self.ty,
+            rows: n,
+            k: self.k,
+            range: start..start + n * rb,
+        }
     }
 }
 
@@ -172,11 +178,17 @@ impl Binder<'_> {
     fn checked(&self, role: Role, layer: usize) -> Result<()> {
         let mut findings: Vec<Finding> = Vec::new();
         check_role(self.file, self.cfg, role, layer, &mut findings);
-        let Some(f) = findings.into_iter().find(|f| f.severity == Severity::Error) else { return Ok(()) };
+        let Some(f) = findings.into_iter().find(|f| f.severity == Severity::Error) else {
+            return Ok(());
+        };
         let name = role.name(layer);
         let file = self.file.origin().to_string();
         let Some(t) = self.file.tensor_info(&name) else {
-            return Err(ModelError::MissingTensor { file, tensor: name, role: role.what() });
+            return Err(ModelError::MissingTensor {
+                file,
+                tensor: name,
+                role: role.what(),
+            });
         };
         let expected = role.shape(self.cfg, layer);
         if t.dims != expected {
@@ -200,11 +212,14 @@ impl Binder<'_> {
     fn matrix(&self, role: Role, layer: usize) -> Result<Matrix> {
         self.checked(role, layer)?;
         let name = role.name(layer);
-        let t = self.file.tensor_info(&name).ok_or_else(|| ModelError::MissingTensor {
-            file: self.file.origin().into(),
-            tensor: name.clone(),
-            role: role.what(),
-        })?;
+        let t = self
+            .file
+            .tensor_info(&name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                file: self.file.origin().into(),
+                tensor: name.clone(),
+                role: role.what(),
+            })?;
         Ok(Matrix {
             name,
             ty: t.ty,
@@ -217,23 +232,34 @@ impl Binder<'_> {
     fn experts(&self, role: Role, layer: usize) -> Result<Experts> {
         let all = self.matrix(role, layer)?;
         let n_expert = self.cfg.n_expert;
-        Ok(Experts { rows: all.rows / n_expert.max(1), n_expert, all })
+        Ok(Experts {
+            rows: all.rows / n_expert.max(1),
+            n_expert,
+            all,
+        })
     }
 
     fn small(&self, role: Role, layer: usize) -> Result<Vec<f32>> {
         debug_assert_eq!(role.class(), Class::Small);
         self.checked(role, layer)?;
         let name = role.name(layer);
-        let view = self.file.tensor(&name).ok_or_else(|| ModelError::MissingTensor {
-            file: self.file.origin().into(),
-            tensor: name.clone(),
-            role: role.what(),
-        })?;
+        let view = self
+            .file
+            .tensor(&name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                file: self.file.origin().into(),
+                tensor: name.clone(),
+                role: role.what(),
+            })?;
         Ok(small_to_f32(view.info.ty, view.data))
     }
 
     fn hc(&self, f: Role, b: Role, s: Role, layer: usize) -> Result<HcWeights> {
-        Ok(HcWeights { func: self.matrix(f, layer)?, base: self.small(b, layer)?, scale: self.small(s, layer)? })
+        Ok(HcWeights {
+            func: self.matrix(f, layer)?,
+            base: self.small(b, layer)?,
+            scale: self.small(s, layer)?,
+        })
     }
 
     fn compressor(&self, roles: [Role; 4], layer: usize) -> Result<CompressorWeights> {
@@ -247,23 +273,45 @@ impl Binder<'_> {
 
     fn routing(&self, layer: usize) -> Result<Routing> {
         if !self.cfg.layers[layer].hash_routed {
-            let has_bias = self.file.tensor_info(&Role::FfnExpProbsB.name(layer)).is_some();
-            return Ok(Routing::Learned(if has_bias { Some(self.small(Role::FfnExpProbsB, layer)?) } else { None }));
+            let has_bias = self
+                .file
+                .tensor_info(&Role::FfnExpProbsB.name(layer))
+                .is_some();
+            return Ok(Routing::Learned(if has_bias {
+                Some(self.small(Role::FfnExpProbsB, layer)?)
+            } else {
+                None
+            }));
         }
         let role = Role::FfnTid2Eid;
         self.checked(role, layer)?;
         let name = role.name(layer);
-        let view = self.file.tensor(&name).ok_or_else(|| ModelError::MissingTensor {
-            file: self.file.origin().into(),
-            tensor: name.clone(),
-            role: role.what(),
-        })?;
+        let view = self
+            .file
+            .tensor(&name)
+            .ok_or_else(|| ModelError::MissingTensor {
+                file: self.file.origin().into(),
+                tensor: name.clone(),
+                role: role.what(),
+            })?;
         let vals: Vec<i64> = match view.info.ty {
-            GgmlType::I64 => view.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8]))).collect(),
-            _ => view.data.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap_or([0; 4])).into()).collect(),
+            GgmlType::I64 => view
+                .data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect(),
+            _ => view
+                .data
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap_or([0; 4])).into())
+                .collect(),
         };
         let n_expert = self.cfg.n_expert as i64;
-        if let Some((i, bad)) = vals.iter().enumerate().find(|(_, v)| !(0..n_expert).contains(*v)) {
+        if let Some((i, bad)) = vals
+            .iter()
+            .enumerate()
+            .find(|(_, v)| !(0..n_expert).contains(*v))
+        {
             return Err(ModelError::Config {
                 file: self.file.origin().into(),
                 reason: format!("{name}: entry {i} is expert {bad}, outside 0..{n_expert}"),
@@ -275,7 +323,10 @@ impl Binder<'_> {
     fn layer(&self, l: usize) -> Result<LayerWeights> {
         let lc = self.cfg.layers[l];
         let compressor = if lc.kind != LayerKind::Swa {
-            Some(self.compressor([Role::CompKv, Role::CompGate, Role::CompApe, Role::CompNorm], l)?)
+            Some(self.compressor(
+                [Role::CompKv, Role::CompGate, Role::CompApe, Role::CompNorm],
+                l,
+            )?)
         } else {
             None
         };
@@ -283,7 +334,15 @@ impl Binder<'_> {
             Some(IndexerWeights {
                 proj: self.matrix(Role::IdxProj, l)?,
                 q_b: self.matrix(Role::IdxQB, l)?,
-                comp: self.compressor([Role::IdxCompKv, Role::IdxCompGate, Role::IdxCompApe, Role::IdxCompNorm], l)?,
+                comp: self.compressor(
+                    [
+                        Role::IdxCompKv,
+                        Role::IdxCompGate,
+                        Role::IdxCompApe,
+                        Role::IdxCompNorm,
+                    ],
+                    l,
+                )?,
             })
         } else {
             None
@@ -344,7 +403,10 @@ fn small_to_f32(ty: GgmlType, data: &[u8]) -> Vec<f32> {
             .chunks_exact(2)
             .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
             .collect(),
-        _ => data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        _ => data
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
     }
 }
 
@@ -352,7 +414,9 @@ impl Weights {
     /// Binds every trunk tensor of `file` for configuration `cfg`.
     pub fn bind(file: &GgufFile, cfg: &ModelConfig) -> Result<Weights> {
         let b = Binder { file, cfg };
-        let layers = (0..cfg.n_layer).map(|l| b.layer(l)).collect::<Result<Vec<_>>>()?;
+        let layers = (0..cfg.n_layer)
+            .map(|l| b.layer(l))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Weights {
             token_embd: b.matrix(Role::TokenEmbd, 0)?,
             output_norm: b.small(Role::OutputNorm, 0)?,
@@ -366,7 +430,16 @@ impl Weights {
     pub fn matrices(&self) -> Vec<&Matrix> {
         let mut v = vec![&self.token_embd, &self.output, &self.hc_head.func];
         for l in &self.layers {
-            v.extend([&l.q_a, &l.q_b, &l.kv, &l.out_a, &l.out_b, &l.hc_attn.func, &l.hc_ffn.func, &l.gate_inp]);
+            v.extend([
+                &l.q_a,
+                &l.q_b,
+                &l.kv,
+                &l.out_a,
+                &l.out_b,
+                &l.hc_attn.func,
+                &l.hc_ffn.func,
+                &l.gate_inp,
+            ]);
             if let Some(c) = &l.compressor {
                 v.extend([&c.kv, &c.gate]);
             }

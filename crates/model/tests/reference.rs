@@ -17,7 +17,8 @@ use std::sync::Arc;
 use common::{fixtures, load_f32, load_i32};
 use dsv4_gguf::GgufFile;
 use dsv4_model::{
-    Backend, CpuBackend, CpuOptions, KvFormat, LayerKind, Model, ModelOptions, RowMeta, Scratch, Trace, forward,
+    Backend, CpuBackend, CpuOptions, KvFormat, LayerKind, Model, ModelOptions, RowMeta, Scratch,
+    Trace, forward,
 };
 use dsv4_quant::Kernels;
 
@@ -31,14 +32,70 @@ pub struct Case {
 }
 
 pub const CASES: &[Case] = &[
-    Case { gguf: "tiny/tiny-f32.gguf", dir: "tiny/f32", logits: "tiny/f32/logits.npy", tokens: "tiny/tokens.npy", qat: false, chunks: &[0, 1, 3, 64] },
-    Case { gguf: "tiny/tiny-f32.gguf", dir: "tiny/qat", logits: "tiny/qat/logits.npy", tokens: "tiny/tokens.npy", qat: true, chunks: &[0, 1, 3, 64] },
-    Case { gguf: "tiny/tiny-f16.gguf", dir: "tiny/f16", logits: "tiny/f16/logits.npy", tokens: "tiny/tokens.npy", qat: false, chunks: &[0, 64] },
-    Case { gguf: "tiny/tiny-bf16.gguf", dir: "tiny/bf16", logits: "tiny/f32/logits.npy", tokens: "tiny/tokens.npy", qat: false, chunks: &[0, 64] },
-    Case { gguf: "tiny/tiny-q8_0.gguf", dir: "tiny/q8_0", logits: "tiny/q8_0/logits.npy", tokens: "tiny/tokens.npy", qat: false, chunks: &[0, 64] },
-    Case { gguf: "tiny256/tiny256-q2mix.gguf", dir: "tiny256/q2mix", logits: "tiny256/q2mix/logits.npy", tokens: "tiny256/tokens.npy", qat: false, chunks: &[0, 3] },
-    Case { gguf: "tiny256/tiny256-q4mix.gguf", dir: "tiny256/q4mix", logits: "tiny256/q4mix/logits.npy", tokens: "tiny256/tokens.npy", qat: false, chunks: &[0, 3] },
-    Case { gguf: "llamacpp-convert/tiny-llamacpp-convert.gguf", dir: "llamacpp-convert", logits: "llamacpp-convert/logits.npy", tokens: "tiny/tokens.npy", qat: false, chunks: &[0, 64] },
+    Case {
+        gguf: "tiny/tiny-f32.gguf",
+        dir: "tiny/f32",
+        logits: "tiny/f32/logits.npy",
+        tokens: "tiny/tokens.npy",
+        qat: false,
+        chunks: &[0, 1, 3, 64],
+    },
+    Case {
+        gguf: "tiny/tiny-f32.gguf",
+        dir: "tiny/qat",
+        logits: "tiny/qat/logits.npy",
+        tokens: "tiny/tokens.npy",
+        qat: true,
+        chunks: &[0, 1, 3, 64],
+    },
+    Case {
+        gguf: "tiny/tiny-f16.gguf",
+        dir: "tiny/f16",
+        logits: "tiny/f16/logits.npy",
+        tokens: "tiny/tokens.npy",
+        qat: false,
+        chunks: &[0, 64],
+    },
+    Case {
+        gguf: "tiny/tiny-bf16.gguf",
+        dir: "tiny/bf16",
+        logits: "tiny/f32/logits.npy",
+        tokens: "tiny/tokens.npy",
+        qat: false,
+        chunks: &[0, 64],
+    },
+    Case {
+        gguf: "tiny/tiny-q8_0.gguf",
+        dir: "tiny/q8_0",
+        logits: "tiny/q8_0/logits.npy",
+        tokens: "tiny/tokens.npy",
+        qat: false,
+        chunks: &[0, 64],
+    },
+    Case {
+        gguf: "tiny256/tiny256-q2mix.gguf",
+        dir: "tiny256/q2mix",
+        logits: "tiny256/q2mix/logits.npy",
+        tokens: "tiny256/tokens.npy",
+        qat: false,
+        chunks: &[0, 3],
+    },
+    Case {
+        gguf: "tiny256/tiny256-q4mix.gguf",
+        dir: "tiny256/q4mix",
+        logits: "tiny256/q4mix/logits.npy",
+        tokens: "tiny256/tokens.npy",
+        qat: false,
+        chunks: &[0, 3],
+    },
+    Case {
+        gguf: "llamacpp-convert/tiny-llamacpp-convert.gguf",
+        dir: "llamacpp-convert",
+        logits: "llamacpp-convert/logits.npy",
+        tokens: "tiny/tokens.npy",
+        qat: false,
+        chunks: &[0, 64],
+    },
 ];
 
 pub fn load(case: &Case) -> Model {
@@ -47,23 +104,60 @@ pub fn load(case: &Case) -> Model {
 }
 
 pub fn backend(exact: bool) -> CpuBackend {
-    CpuBackend::new(Kernels::detect(), CpuOptions { threads: 2, exact, kv_format: KvFormat::F32, raw_history: 0 }).unwrap()
+    CpuBackend::new(
+        Kernels::detect(),
+        CpuOptions {
+            threads: 2,
+            exact,
+            kv_format: KvFormat::F32,
+            raw_history: 0,
+        },
+    )
+    .unwrap()
 }
 
 pub fn tokens(case: &Case) -> Vec<u32> {
-    load_i32(case.tokens).data.into_iter().map(|t| t as u32).collect()
+    load_i32(case.tokens)
+        .data
+        .into_iter()
+        .map(|t| t as u32)
+        .collect()
 }
 
 /// Logits `[S, V]` feeding `chunk` tokens per call (0: all at once).
-pub fn run(model: &Model, be: &CpuBackend, toks: &[u32], chunk: usize, mut trace: Option<&mut Trace>) -> Vec<f32> {
+pub fn run(
+    model: &Model,
+    be: &CpuBackend,
+    toks: &[u32],
+    chunk: usize,
+    mut trace: Option<&mut Trace>,
+) -> Vec<f32> {
     let chunk = if chunk == 0 { toks.len() } else { chunk };
     let mut st = be.new_state(model);
     let mut scratch = Scratch::default();
     let (mut all, mut logits) = (Vec::new(), Vec::new());
     for (ci, c) in toks.chunks(chunk).enumerate() {
-        let rows: Vec<RowMeta> = c.iter().enumerate().map(|(j, &t)| RowMeta { seq: 0, token: t, pos: ci * chunk + j }).collect();
+        let rows: Vec<RowMeta> = c
+            .iter()
+            .enumerate()
+            .map(|(j, &t)| RowMeta {
+                seq: 0,
+                token: t,
+                pos: ci * chunk + j,
+            })
+            .collect();
         let sel: Vec<usize> = (0..rows.len()).collect();
-        forward(model, be, &rows, &mut [&mut st], &sel, &mut logits, &mut scratch, trace.as_deref_mut()).unwrap();
+        forward(
+            model,
+            be,
+            &rows,
+            &mut [&mut st],
+            &sel,
+            &mut logits,
+            &mut scratch,
+            trace.as_deref_mut(),
+        )
+        .unwrap();
         all.extend_from_slice(&logits);
     }
     all
@@ -71,9 +165,21 @@ pub fn run(model: &Model, be: &CpuBackend, toks: &[u32], chunk: usize, mut trace
 
 pub fn compare(got: &[f32], want: &[f32], v: usize) -> (f32, f32) {
     assert_eq!(got.len(), want.len());
-    let max = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-    let argmax = |x: &[f32]| x.iter().enumerate().fold(0, |b, (i, &y)| if y > x[b] { i } else { b });
-    let agree = got.chunks(v).zip(want.chunks(v)).filter(|(a, b)| argmax(a) == argmax(b)).count();
+    let max = got
+        .iter()
+        .zip(want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    let argmax = |x: &[f32]| {
+        x.iter()
+            .enumerate()
+            .fold(0, |b, (i, &y)| if y > x[b] { i } else { b })
+    };
+    let agree = got
+        .chunks(v)
+        .zip(want.chunks(v))
+        .filter(|(a, b)| argmax(a) == argmax(b))
+        .count();
     (max, agree as f32 / (got.len() / v) as f32)
 }
 
@@ -84,12 +190,25 @@ fn exact_logits_match_the_reference_for_every_file_and_chunking() {
         let model = load(case);
         let toks = tokens(case);
         let want = load_f32(case.logits);
-        assert_eq!(want.shape, vec![toks.len(), model.cfg.n_vocab], "{}", case.logits);
+        assert_eq!(
+            want.shape,
+            vec![toks.len(), model.cfg.n_vocab],
+            "{}",
+            case.logits
+        );
         for &chunk in case.chunks {
             let got = run(&model, &be, &toks, chunk, None);
             let (max, agree) = compare(&got, &want.data, model.cfg.n_vocab);
-            eprintln!("{} qat={} chunk={chunk}: max |Δ| = {max:.2e}, argmax agreement {agree}", case.gguf, case.qat);
-            assert!(max <= 1e-4, "{} qat={} chunk={chunk}: max |Δlogit| = {max}", case.gguf, case.qat);
+            eprintln!(
+                "{} qat={} chunk={chunk}: max |Δ| = {max:.2e}, argmax agreement {agree}",
+                case.gguf, case.qat
+            );
+            assert!(
+                max <= 1e-4,
+                "{} qat={} chunk={chunk}: max |Δlogit| = {max}",
+                case.gguf,
+                case.qat
+            );
             assert_eq!(agree, 1.0, "{} chunk={chunk}: argmax differs", case.gguf);
         }
     }
@@ -103,21 +222,38 @@ fn indexer_selections_and_routed_experts_are_identical() {
         let toks = tokens(case);
         let mut trace = Trace::default();
         run(&model, &be, &toks, 0, Some(&mut trace));
-        let csa: Vec<usize> = (0..model.cfg.n_layer).filter(|&l| model.cfg.layers[l].kind == LayerKind::Csa).collect();
+        let csa: Vec<usize> = (0..model.cfg.n_layer)
+            .filter(|&l| model.cfg.layers[l].kind == LayerKind::Csa)
+            .collect();
         let want = load_i32(&format!("{}/indexer_topk.npy", case.dir));
         let (s, k) = (want.shape[1], want.shape[2]);
         assert_eq!(trace.indexer.len(), csa.len() * s);
         for (layer, row, sel) in &trace.indexer {
             let j = csa.iter().position(|l| l == layer).unwrap();
-            let w: Vec<u32> = want.data[(j * s + row) * k..(j * s + row + 1) * k].iter().filter(|&&x| x >= 0).map(|&x| x as u32).collect();
-            assert_eq!(sel, &w, "{} layer {layer} position {row}: indexer selection", case.gguf);
+            let w: Vec<u32> = want.data[(j * s + row) * k..(j * s + row + 1) * k]
+                .iter()
+                .filter(|&&x| x >= 0)
+                .map(|&x| x as u32)
+                .collect();
+            assert_eq!(
+                sel, &w,
+                "{} layer {layer} position {row}: indexer selection",
+                case.gguf
+            );
         }
         let want = load_i32(&format!("{}/router_experts.npy", case.dir));
         let ku = want.shape[2];
         assert_eq!(trace.experts.len(), model.cfg.n_layer * s);
         for (layer, row, ex) in &trace.experts {
-            let w: Vec<u32> = want.data[(layer * s + row) * ku..(layer * s + row + 1) * ku].iter().map(|&x| x as u32).collect();
-            assert_eq!(ex, &w, "{} layer {layer} position {row}: experts", case.gguf);
+            let w: Vec<u32> = want.data[(layer * s + row) * ku..(layer * s + row + 1) * ku]
+                .iter()
+                .map(|&x| x as u32)
+                .collect();
+            assert_eq!(
+                ex, &w,
+                "{} layer {layer} position {row}: experts",
+                case.gguf
+            );
         }
     }
 }
@@ -127,14 +263,24 @@ fn hyper_connection_states_match() {
     let case = &CASES[0];
     let model = load(case);
     let toks = tokens(case);
-    let mut trace = Trace { want_hc_states: true, ..Default::default() };
+    let mut trace = Trace {
+        want_hc_states: true,
+        ..Default::default()
+    };
     run(&model, &backend(true), &toks, 0, Some(&mut trace));
     let want = load_f32("tiny/f32/hc_states.npy"); // [L+1, S, 4, D]
     let per = want.shape[1] * want.shape[2] * want.shape[3];
     for (layer, got) in &trace.hc_states {
         let w = &want.data[(layer + 1) * per..(layer + 2) * per];
         let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let max = got.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        assert!(max <= 1e-4 * scale.max(1.0), "layer {layer}: HC state max |Δ| {max} (scale {scale})");
+        let max = got
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            max <= 1e-4 * scale.max(1.0),
+            "layer {layer}: HC state max |Δ| {max} (scale {scale})"
+        );
     }
 }

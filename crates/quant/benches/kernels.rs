@@ -63,10 +63,8 @@ fn weights(ty: GgmlType, rows: usize, seed: u64) -> Vec<u8> {
 fn bench(c: &mut Criterion) {
     let big_bytes = 64usize << 20;
     let small_bytes = 4usize << 20;
-    for isa in Kernels::available() {
-        let Ok(kern) = Kernels::with_isa(isa) else {
-            continue;
-        };
+    for kern in Kernels::all_variants() {
+        let isa = kern.describe().replace(" (+vnni)", "+vnni");
         for &ty in &WEIGHT_TYPES {
             let row_bytes = ty.row_bytes(K as u64).unwrap_or(1) as usize;
             let rows = big_bytes / row_bytes;

@@ -20,16 +20,16 @@ use super::stream;
 
 /// Arguments of `dsv4 chat`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(flatten)]
-    pub engine: EngineArgs,
+    pub(crate) engine: EngineArgs,
     /// A system prompt.
     #[arg(long)]
-    pub system: Option<String>,
+    pub(crate) system: Option<String>,
     #[command(flatten)]
-    pub mode: ModeArgs,
+    pub(crate) mode: ModeArgs,
     #[command(flatten)]
-    pub sample: SampleArgs,
+    pub(crate) sample: SampleArgs,
 }
 
 const HELP: &str = "commands:
@@ -65,8 +65,16 @@ impl Chat {
         req.sampling = a.sample.params();
         req.max_tokens = Some(a.sample.max_tokens);
         req.session_key = Some(SESSION.into());
-        req.thinking = Thinking { starts_in_reasoning: self.mode != Mode::NoThink, budget: a.mode.think_budget };
-        let out = stream::stream(&self.engine, req, self.mode != Mode::NoThink, Some(&self.cancel))?;
+        req.thinking = Thinking {
+            starts_in_reasoning: self.mode != Mode::NoThink,
+            budget: a.mode.think_budget,
+        };
+        let out = stream::stream(
+            &self.engine,
+            req,
+            self.mode != Mode::NoThink,
+            Some(&self.cancel),
+        )?;
         if let Ok(mut c) = self.cancel.lock() {
             *c = None;
         }
@@ -83,10 +91,19 @@ impl Chat {
     fn save(&self, name: &str) -> Result<()> {
         let json = PathBuf::from(format!("{name}.json"));
         let kv = PathBuf::from(format!("{name}.kv"));
-        std::fs::write(&json, serde_json::to_vec_pretty(&self.messages)?).with_context(|| format!("writing {}", json.display()))?;
+        std::fs::write(&json, serde_json::to_vec_pretty(&self.messages)?)
+            .with_context(|| format!("writing {}", json.display()))?;
         match self.engine.save_session(SESSION, &kv) {
-            Ok(n) => eprintln!("saved {} messages to {} and {n} tokens of KV state to {}", self.messages.len(), json.display(), kv.display()),
-            Err(e) => eprintln!("saved {} (KV state not saved: {e}; it will be rebuilt on load)", json.display()),
+            Ok(n) => eprintln!(
+                "saved {} messages to {} and {n} tokens of KV state to {}",
+                self.messages.len(),
+                json.display(),
+                kv.display()
+            ),
+            Err(e) => eprintln!(
+                "saved {} (KV state not saved: {e}; it will be rebuilt on load)",
+                json.display()
+            ),
         }
         Ok(())
     }
@@ -94,13 +111,20 @@ impl Chat {
     fn load(&mut self, name: &str) -> Result<()> {
         let json = PathBuf::from(format!("{name}.json"));
         let text = std::fs::read(&json).with_context(|| format!("reading {}", json.display()))?;
-        let msgs: Vec<ChatMessage> = serde_json::from_slice(&text).with_context(|| format!("{} is not a saved conversation", json.display()))?;
+        let msgs: Vec<ChatMessage> = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not a saved conversation", json.display()))?;
         self.messages = msgs;
         let kv = PathBuf::from(format!("{name}.kv"));
         if Path::new(&kv).exists() {
             match self.engine.load_session(SESSION, &kv) {
-                Ok(n) => eprintln!("loaded {} messages and {n} tokens of KV state", self.messages.len()),
-                Err(e) => eprintln!("loaded {} messages; KV state not usable ({e}); it will be rebuilt", self.messages.len()),
+                Ok(n) => eprintln!(
+                    "loaded {} messages and {n} tokens of KV state",
+                    self.messages.len()
+                ),
+                Err(e) => eprintln!(
+                    "loaded {} messages; KV state not usable ({e}); it will be rebuilt",
+                    self.messages.len()
+                ),
             }
         }
         Ok(())
@@ -116,15 +140,29 @@ fn content_of(m: &ChatMessage) -> String {
 }
 
 /// Runs the REPL.
-pub fn run(a: &Args) -> Result<()> {
+pub(crate) fn run(a: &Args) -> Result<()> {
     let engine = a.engine.start(1)?;
-    eprintln!("dsv4 chat — {} ({}), context {} tokens. /help for commands.", engine.info().model_name, engine.info().backend, engine.info().ctx);
+    eprintln!(
+        "dsv4 chat — {} ({}), context {} tokens. /help for commands.",
+        engine.info().model_name,
+        engine.info().backend,
+        engine.info().ctx
+    );
     if engine.info().synthetic {
-        eprintln!("note: this is a random-weight demo model; its answers are gibberish by construction.");
+        eprintln!(
+            "note: this is a random-weight demo model; its answers are gibberish by construction."
+        );
     }
-    let mut chat = Chat { engine, args_engine: a.engine.clone(), mode: a.mode.mode(), messages: Vec::new(), cancel: Arc::new(Mutex::new(None)) };
+    let mut chat = Chat {
+        engine,
+        args_engine: a.engine.clone(),
+        mode: a.mode.mode(),
+        messages: Vec::new(),
+        cancel: Arc::new(Mutex::new(None)),
+    };
     if let Some(s) = &a.system {
-        chat.messages.push(ChatMessage::new(Role::System, s.clone()));
+        chat.messages
+            .push(ChatMessage::new(Role::System, s.clone()));
     }
     let slot = Arc::clone(&chat.cancel);
     ctrlc::set_handler(move || {
@@ -165,7 +203,9 @@ pub fn run(a: &Args) -> Result<()> {
 
 /// Handles a slash command; returns false to quit.
 fn command(chat: &mut Chat, a: &Args, cmd: &str) -> Result<bool> {
-    let (name, rest) = cmd.split_once(' ').map_or((cmd, ""), |(n, r)| (n, r.trim()));
+    let (name, rest) = cmd
+        .split_once(' ')
+        .map_or((cmd, ""), |(n, r)| (n, r.trim()));
     match name {
         "quit" | "exit" | "q" => return Ok(false),
         "help" => eprintln!("{HELP}"),
@@ -179,16 +219,27 @@ fn command(chat: &mut Chat, a: &Args, cmd: &str) -> Result<bool> {
             eprintln!("conversation cleared");
         }
         "undo" => {
-            while chat.messages.last().is_some_and(|m| m.role == Role::Assistant) {
+            while chat
+                .messages
+                .last()
+                .is_some_and(|m| m.role == Role::Assistant)
+            {
                 chat.messages.pop();
             }
             if chat.messages.last().is_some_and(|m| m.role == Role::User) {
                 chat.messages.pop();
             }
-            eprintln!("dropped the last exchange ({} messages left)", chat.messages.len());
+            eprintln!(
+                "dropped the last exchange ({} messages left)",
+                chat.messages.len()
+            );
         }
         "retry" => {
-            if chat.messages.last().is_some_and(|m| m.role == Role::Assistant) {
+            if chat
+                .messages
+                .last()
+                .is_some_and(|m| m.role == Role::Assistant)
+            {
                 chat.messages.pop();
                 if let Err(e) = chat.reply(a) {
                     eprintln!("error: {e:#}");
@@ -198,14 +249,20 @@ fn command(chat: &mut Chat, a: &Args, cmd: &str) -> Result<bool> {
             }
         }
         "read" => {
-            let (file, question) = rest.split_once(' ').map_or((rest, ""), |(f, q)| (f, q.trim()));
+            let (file, question) = rest
+                .split_once(' ')
+                .map_or((rest, ""), |(f, q)| (f, q.trim()));
             if file.is_empty() {
                 eprintln!("usage: /read FILE [question]");
                 return Ok(true);
             }
             match std::fs::read_to_string(file) {
                 Ok(text) => {
-                    let msg = if question.is_empty() { format!("{file}:\n```\n{text}\n```") } else { format!("{file}:\n```\n{text}\n```\n\n{question}") };
+                    let msg = if question.is_empty() {
+                        format!("{file}:\n```\n{text}\n```")
+                    } else {
+                        format!("{file}:\n```\n{text}\n```\n\n{question}")
+                    };
                     chat.messages.push(ChatMessage::new(Role::User, msg));
                     if let Err(e) = chat.reply(a) {
                         chat.messages.pop();
@@ -224,7 +281,9 @@ fn command(chat: &mut Chat, a: &Args, cmd: &str) -> Result<bool> {
                         chat.engine.shutdown();
                         chat.engine = e;
                         chat.args_engine = ea;
-                        eprintln!("context is now {n} tokens (the conversation will be re-read on the next turn)");
+                        eprintln!(
+                            "context is now {n} tokens (the conversation will be re-read on the next turn)"
+                        );
                     }
                     Err(e) => eprintln!("cannot restart with --ctx {n}: {e:#}"),
                 }

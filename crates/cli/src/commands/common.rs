@@ -6,23 +6,25 @@ use dsv4_quant::{Isa, Kernels};
 
 /// CPU selection flags.
 #[derive(Debug, Clone, clap::Args)]
-pub struct CpuArgs {
+pub(crate) struct CpuArgs {
     /// Worker threads (default: all cores).
     #[arg(long, default_value_t = 0)]
-    pub threads: usize,
+    pub(crate) threads: usize,
     /// Force a kernel variant: scalar, avx2, avx512, neon (default: best available).
     #[arg(long)]
-    pub kernels: Option<String>,
+    pub(crate) kernels: Option<String>,
 }
 
 impl CpuArgs {
     /// Resolves the kernel table.
-    pub fn kernel_table(&self) -> Result<Kernels> {
+    pub(crate) fn kernel_table(&self) -> Result<Kernels> {
         match &self.kernels {
             None => Ok(Kernels::detect()),
             Some(name) => {
                 let Some(isa) = Isa::from_name(name) else {
-                    bail!("unknown kernel variant {name:?}; choose one of scalar, avx2, avx512, neon");
+                    bail!(
+                        "unknown kernel variant {name:?}; choose one of scalar, avx2, avx512, neon"
+                    );
                 };
                 Kernels::with_isa(isa).with_context(|| format!("kernel variant {name}"))
             }
@@ -30,8 +32,21 @@ impl CpuArgs {
     }
 
     /// Builds a CPU backend.
-    pub fn backend(&self, exact: bool, kv_format: KvFormat, raw_history: usize) -> Result<CpuBackend> {
+    pub(crate) fn backend(
+        &self,
+        exact: bool,
+        kv_format: KvFormat,
+        raw_history: usize,
+    ) -> Result<CpuBackend> {
         let kernels = self.kernel_table()?;
-        Ok(CpuBackend::new(kernels, CpuOptions { threads: self.threads, exact, kv_format, raw_history })?)
+        Ok(CpuBackend::new(
+            kernels,
+            CpuOptions {
+                threads: self.threads,
+                exact,
+                kv_format,
+                raw_history,
+            },
+        )?)
     }
 }

@@ -10,43 +10,47 @@ use super::common::CpuArgs;
 
 /// How to get a model, and how to run it.
 #[derive(Debug, Clone, clap::Args)]
-pub struct EngineArgs {
+pub(crate) struct EngineArgs {
     /// The model GGUF (DeepSeek V4 Flash in llama.cpp's deepseek4 layout).
     #[arg(long, short = 'm')]
-    pub model: Option<PathBuf>,
+    pub(crate) model: Option<PathBuf>,
     /// Use the built-in random-weight demo model (no download; output is gibberish).
     #[arg(long, conflicts_with = "model")]
-    pub demo: bool,
+    pub(crate) demo: bool,
     /// Context per session, in tokens.
     #[arg(long, default_value_t = 32768)]
-    pub ctx: usize,
+    pub(crate) ctx: usize,
     /// QAT simulation (FP8 KV rows, Hadamard + FP4 indexer; compact KV needs it).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub qat_sim: String,
+    pub(crate) qat_sim: String,
     /// KV storage: compact (FP8/FP4, ~3.5 KB/token on Flash) or f32.
     #[arg(long, default_value = "compact", value_parser = ["compact", "f32"])]
-    pub kv: String,
+    pub(crate) kv: String,
     /// Prompt tokens per forward pass.
     #[arg(long, default_value_t = 128)]
-    pub prefill_chunk: usize,
+    pub(crate) prefill_chunk: usize,
     /// Run even if the memory plan does not fit in RAM.
     #[arg(long)]
-    pub no_mem_check: bool,
+    pub(crate) no_mem_check: bool,
     #[command(flatten)]
-    pub cpu: CpuArgs,
+    pub(crate) cpu: CpuArgs,
 }
 
 /// What to tell a user who gave neither `--model` nor `--demo`.
-pub const NO_MODEL: &str = "no model given. Pass --model FILE.gguf with DeepSeek V4 Flash weights in llama.cpp's \
+pub(crate) const NO_MODEL: &str = "no model given. Pass --model FILE.gguf with DeepSeek V4 Flash weights in llama.cpp's \
 `deepseek4` GGUF layout (for example antirez's deepseek-v4-gguf files on Hugging Face — the q2 file is about 81 GiB and \
 needs a 128 GB machine — or a ggml-org/unsloth conversion), or try the whole pipeline in seconds with --demo \
 (a built-in random-weight model: it runs every part of the engine but its output is gibberish).";
 
 impl EngineArgs {
     /// The engine configuration these flags describe.
-    pub fn config(&self, sessions: usize) -> Result<EngineConfig> {
+    pub(crate) fn config(&self, sessions: usize) -> Result<EngineConfig> {
         let qat = self.qat_sim == "on";
-        let kv_format = if self.kv == "f32" { KvFormat::F32 } else { KvFormat::Compact };
+        let kv_format = if self.kv == "f32" {
+            KvFormat::F32
+        } else {
+            KvFormat::Compact
+        };
         if kv_format == KvFormat::Compact && !qat {
             bail!("--kv compact stores KV rows on the QAT grids; with --qat-sim off use --kv f32");
         }
@@ -65,13 +69,15 @@ impl EngineArgs {
     }
 
     /// Starts the engine.
-    pub fn start(&self, sessions: usize) -> Result<Engine> {
+    pub(crate) fn start(&self, sessions: usize) -> Result<Engine> {
         let cfg = self.config(sessions)?;
         if self.demo {
             eprintln!("dsv4: building the demo model (random weights, real tokenizer)…");
             return Ok(dsv4_engine::demo::demo_engine(cfg)?);
         }
-        let Some(path) = &self.model else { bail!("{NO_MODEL}") };
+        let Some(path) = &self.model else {
+            bail!("{NO_MODEL}")
+        };
         Engine::open(path, cfg).with_context(|| format!("loading {}", path.display()))
     }
 }

@@ -12,15 +12,15 @@ use dsv4_model::tensors::{Severity, check_file};
 
 /// Arguments of `dsv4 inspect`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The GGUF file.
-    pub file: PathBuf,
+    pub(crate) file: PathBuf,
     /// Items shown per metadata array.
     #[arg(long, default_value_t = 8)]
-    pub array_items: usize,
+    pub(crate) array_items: usize,
     /// Skip the per-tensor table.
     #[arg(long)]
-    pub no_tensors: bool,
+    pub(crate) no_tensors: bool,
 }
 
 fn human(bytes: u64) -> String {
@@ -31,19 +31,33 @@ fn human(bytes: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{bytes} B") } else { format!("{v:.2} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
 }
 
 /// Runs the command; returns an error when the file cannot be read, and
 /// reports (without failing) convention findings.
-pub fn run(a: &Args) -> Result<()> {
+pub(crate) fn run(a: &Args) -> Result<()> {
     let t0 = std::time::Instant::now();
     let f = GgufFile::open(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
     let opened = t0.elapsed();
     let out = &mut std::io::stdout().lock();
-    let arch = f.metadata().string("general.architecture").unwrap_or("(none)").to_string();
+    let arch = f
+        .metadata()
+        .string("general.architecture")
+        .unwrap_or("(none)")
+        .to_string();
     writeln!(out, "file:          {}", a.file.display())?;
-    writeln!(out, "size:          {} ({} bytes), opened in {:.1} ms", human(f.file_size()), f.file_size(), opened.as_secs_f64() * 1e3)?;
+    writeln!(
+        out,
+        "size:          {} ({} bytes), opened in {:.1} ms",
+        human(f.file_size()),
+        f.file_size(),
+        opened.as_secs_f64() * 1e3
+    )?;
     writeln!(out, "gguf version:  {}", f.version())?;
     writeln!(out, "architecture:  {arch}")?;
     writeln!(out, "alignment:     {}", f.alignment())?;
@@ -53,9 +67,20 @@ pub fn run(a: &Args) -> Result<()> {
         writeln!(out, "  {k:<52} {}", v.summary(a.array_items))?;
     }
     if !a.no_tensors {
-        writeln!(out, "\n{:<48} {:<8} {:<24} {:>12}", "tensor", "type", "shape (ggml order)", "bytes")?;
+        writeln!(
+            out,
+            "\n{:<48} {:<8} {:<24} {:>12}",
+            "tensor", "type", "shape (ggml order)", "bytes"
+        )?;
         for t in f.tensors() {
-            writeln!(out, "{:<48} {:<8} {:<24} {:>12}", t.name, t.ty.name(), t.shape_string(), t.size_bytes)?;
+            writeln!(
+                out,
+                "{:<48} {:<8} {:<24} {:>12}",
+                t.name,
+                t.ty.name(),
+                t.shape_string(),
+                t.size_bytes
+            )?;
         }
     }
     let mut per_type: BTreeMap<GgmlType, (usize, u64, u64)> = BTreeMap::new();
@@ -69,9 +94,23 @@ pub fn run(a: &Args) -> Result<()> {
     let mut total = 0u64;
     for (ty, (n, bytes, elems)) in &per_type {
         total += bytes;
-        writeln!(out, "  {:<8} {:>5} tensors {:>12} {:>16} params  ({:.3} bits/weight)", ty.name(), n, human(*bytes), elems, ty.bits_per_weight())?;
+        writeln!(
+            out,
+            "  {:<8} {:>5} tensors {:>12} {:>16} params  ({:.3} bits/weight)",
+            ty.name(),
+            n,
+            human(*bytes),
+            elems,
+            ty.bits_per_weight()
+        )?;
     }
-    writeln!(out, "  {:<8} {:>5} tensors {:>12}", "all", f.tensors().len(), human(total))?;
+    writeln!(
+        out,
+        "  {:<8} {:>5} tensors {:>12}",
+        "all",
+        f.tensors().len(),
+        human(total)
+    )?;
     if arch == ARCH {
         conventions(out, &f)?;
     }
@@ -91,7 +130,10 @@ fn conventions(out: &mut impl Write, f: &GgufFile) -> Result<()> {
     let kinds: Vec<&str> = cfg.layers.iter().map(|l| l.kind.name()).collect();
     writeln!(out, "  layers:  {}", kinds.join(" "))?;
     let findings = check_file(f, &cfg);
-    let errors = findings.iter().filter(|x| x.severity == Severity::Error).count();
+    let errors = findings
+        .iter()
+        .filter(|x| x.severity == Severity::Error)
+        .count();
     for x in &findings {
         let tag = match x.severity {
             Severity::Error => "ERROR  ",
@@ -101,7 +143,11 @@ fn conventions(out: &mut impl Write, f: &GgufFile) -> Result<()> {
         writeln!(out, "  {tag}  {}: {}", x.subject, x.message)?;
     }
     if errors == 0 {
-        writeln!(out, "  OK: every tensor of the {} layers is present with the expected shape and a usable type", cfg.n_layer)?;
+        writeln!(
+            out,
+            "  OK: every tensor of the {} layers is present with the expected shape and a usable type",
+            cfg.n_layer
+        )?;
     } else {
         writeln!(out, "  {errors} error(s): dsv4 cannot load this file as is")?;
     }

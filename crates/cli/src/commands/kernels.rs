@@ -5,10 +5,10 @@ use dsv4_quant::Kernels;
 
 /// Arguments of `dsv4 kernels`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub(crate) struct Args {}
 
 /// Prints the variants, best first, and the one chosen by default.
-pub fn run(_: &Args) -> Result<()> {
+pub(crate) fn run(_: &Args) -> Result<()> {
     let best = Kernels::detect();
     println!("default: {}", best.describe());
     for isa in Kernels::available() {

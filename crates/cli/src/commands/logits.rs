@@ -10,49 +10,58 @@ use super::common::CpuArgs;
 
 /// Arguments of `dsv4 logits`.
 #[derive(Debug, clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// The model GGUF.
     #[arg(long)]
-    pub model: PathBuf,
+    pub(crate) model: PathBuf,
     /// Token ids separated by commas.
     #[arg(long, conflicts_with = "tokens_file")]
-    pub tokens: Option<String>,
+    pub(crate) tokens: Option<String>,
     /// A file of token ids separated by commas and/or whitespace.
     #[arg(long)]
-    pub tokens_file: Option<PathBuf>,
+    pub(crate) tokens_file: Option<PathBuf>,
     /// Output .npy file.
     #[arg(long)]
-    pub out: PathBuf,
+    pub(crate) out: PathBuf,
     /// Feed the tokens this many at a time through the streaming path (1 = pure decode).
     #[arg(long)]
-    pub chunk: Option<usize>,
+    pub(crate) chunk: Option<usize>,
     /// QAT simulation (FP8 KV rows, Hadamard + FP4 indexer).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
-    pub qat_sim: String,
+    pub(crate) qat_sim: String,
     /// Exact f32 products from dequantized weights (verification mode).
     #[arg(long)]
-    pub exact: bool,
+    pub(crate) exact: bool,
     #[command(flatten)]
-    pub cpu: CpuArgs,
+    pub(crate) cpu: CpuArgs,
 }
 
 /// Parses ids separated by commas and/or whitespace.
-pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
+pub(crate) fn parse_ids(s: &str) -> Result<Vec<u32>> {
     s.split(|c: char| c == ',' || c.is_whitespace())
         .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<u32>().with_context(|| format!("{p:?} is not a token id")))
+        .map(|p| {
+            p.parse::<u32>()
+                .with_context(|| format!("{p:?} is not a token id"))
+        })
         .collect()
 }
 
 /// Writes a float32 C-order .npy file.
-pub fn write_npy(path: &PathBuf, shape: &[usize], data: &[f32]) -> Result<()> {
+pub(crate) fn write_npy(path: &PathBuf, shape: &[usize], data: &[f32]) -> Result<()> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let shape_s = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
     let total = 10 + header.len() + 1;
     header.push_str(&" ".repeat((64 - total % 64) % 64));
     header.push('\n');
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?);
+    let mut f = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
     f.write_all(b"\x93NUMPY\x01\x00")?;
     f.write_all(&(header.len() as u16).to_le_bytes())?;
     f.write_all(header.as_bytes())?;
@@ -64,17 +73,24 @@ pub fn write_npy(path: &PathBuf, shape: &[usize], data: &[f32]) -> Result<()> {
 }
 
 /// Runs the command.
-pub fn run(a: &Args) -> Result<()> {
+pub(crate) fn run(a: &Args) -> Result<()> {
     let ids = match (&a.tokens, &a.tokens_file) {
         (Some(t), None) => parse_ids(t)?,
-        (None, Some(f)) => parse_ids(&std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?)?,
+        (None, Some(f)) => parse_ids(
+            &std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        )?,
         _ => bail!("give the tokens with --tokens 1,2,3 or --tokens-file FILE"),
     };
     if ids.is_empty() {
         bail!("no token ids given");
     }
-    let model = Model::load(&a.model, ModelOptions { qat_sim: a.qat_sim == "on" })
-        .with_context(|| format!("loading {}", a.model.display()))?;
+    let model = Model::load(
+        &a.model,
+        ModelOptions {
+            qat_sim: a.qat_sim == "on",
+        },
+    )
+    .with_context(|| format!("loading {}", a.model.display()))?;
     let be = a.cpu.backend(a.exact, KvFormat::F32, 0)?;
     let chunk = a.chunk.unwrap_or(ids.len()).max(1);
     let mut st = be.new_state(&model);
@@ -82,12 +98,35 @@ pub fn run(a: &Args) -> Result<()> {
     let mut all = Vec::with_capacity(ids.len() * model.cfg.n_vocab);
     let mut logits = Vec::new();
     for (ci, c) in ids.chunks(chunk).enumerate() {
-        let rows: Vec<RowMeta> = c.iter().enumerate().map(|(j, &t)| RowMeta { seq: 0, token: t, pos: ci * chunk + j }).collect();
+        let rows: Vec<RowMeta> = c
+            .iter()
+            .enumerate()
+            .map(|(j, &t)| RowMeta {
+                seq: 0,
+                token: t,
+                pos: ci * chunk + j,
+            })
+            .collect();
         let sel: Vec<usize> = (0..rows.len()).collect();
-        forward(&model, &be, &rows, &mut [&mut st], &sel, &mut logits, &mut scratch, None)?;
+        forward(
+            &model,
+            &be,
+            &rows,
+            &mut [&mut st],
+            &sel,
+            &mut logits,
+            &mut scratch,
+            None,
+        )?;
         all.extend_from_slice(&logits);
     }
     write_npy(&a.out, &[ids.len(), model.cfg.n_vocab], &all)?;
-    eprintln!("wrote {} ({} × {}) with {}", a.out.display(), ids.len(), model.cfg.n_vocab, be.name());
+    eprintln!(
+        "wrote {} ({} × {}) with {}",
+        a.out.display(),
+        ids.len(),
+        model.cfg.n_vocab,
+        be.name()
+    );
     Ok(())
 }

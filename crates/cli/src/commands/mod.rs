@@ -1,13 +1,13 @@
 //! One module per subcommand.
 
-pub mod chat;
-pub mod common;
-pub mod engine_args;
-pub mod stream;
-pub mod run;
-pub mod inspect;
-pub mod kernels;
-pub mod logits;
-pub mod render;
-pub mod synth;
-pub mod tokenize;
+pub(crate) mod chat;
+pub(crate) mod common;
+pub(crate) mod engine_args;
+pub(crate) mod inspect;
+pub(crate) mod kernels;
+pub(crate) mod logits;
+pub(crate) mod render;
+pub(crate) mod run;
+pub(crate) mod stream;
+pub(crate) mod synth;
+pub(crate) mod tokenize;

@@ -12,15 +12,15 @@ use dsv4_tokenizer::dsml::{OutputEvent, OutputParser, ParserOptions, TokenPiece}
 
 /// What one generation produced.
 #[derive(Debug, Default)]
-pub struct GenOutput {
+pub(crate) struct GenOutput {
     /// Reasoning text.
-    pub reasoning: String,
+    pub(crate) reasoning: String,
     /// Visible content.
-    pub content: String,
+    pub(crate) content: String,
     /// Why it ended (`None` if it failed).
-    pub reason: Option<FinishReason>,
+    pub(crate) reason: Option<FinishReason>,
     /// Counts and timings.
-    pub usage: Usage,
+    pub(crate) usage: Usage,
 }
 
 struct Printer {
@@ -32,21 +32,34 @@ impl Printer {
     fn reasoning(&mut self, out: &mut impl Write, s: &str) -> std::io::Result<()> {
         if !self.in_reasoning {
             self.in_reasoning = true;
-            if self.tty { write!(out, "\x1b[2m")? } else { write!(out, "<think>\n")? }
+            if self.tty {
+                write!(out, "\x1b[2m")?
+            } else {
+                writeln!(out, "<think>")?
+            }
         }
         write!(out, "{s}")
     }
     fn end_reasoning(&mut self, out: &mut impl Write) -> std::io::Result<()> {
         if self.in_reasoning {
             self.in_reasoning = false;
-            if self.tty { write!(out, "\x1b[0m\n")? } else { write!(out, "\n</think>\n")? }
+            if self.tty {
+                writeln!(out, "\x1b[0m")?
+            } else {
+                write!(out, "\n</think>\n")?
+            }
         }
         Ok(())
     }
 }
 
 /// Runs a request, printing as it streams. `cancel` is raised by Ctrl-C.
-pub fn stream(engine: &Engine, req: GenerationRequest, thinking: bool, cancel_slot: Option<&std::sync::Mutex<Option<Arc<AtomicBool>>>>) -> Result<GenOutput> {
+pub(crate) fn stream(
+    engine: &Engine,
+    req: GenerationRequest,
+    thinking: bool,
+    cancel_slot: Option<&std::sync::Mutex<Option<Arc<AtomicBool>>>>,
+) -> Result<GenOutput> {
     let mut h = engine.submit(req)?;
     if let Some(slot) = cancel_slot
         && let Ok(mut s) = slot.lock()
@@ -54,12 +67,19 @@ pub fn stream(engine: &Engine, req: GenerationRequest, thinking: bool, cancel_sl
         *s = Some(h.cancel_flag());
     }
     let tty = std::io::stdout().is_terminal();
-    let mut p = Printer { tty, in_reasoning: false };
+    let mut p = Printer {
+        tty,
+        in_reasoning: false,
+    };
     let mut parser = OutputParser::new(ParserOptions::new(thinking));
     let mut out = GenOutput::default();
     let stdout = &mut std::io::stdout().lock();
     let mut bar: Option<indicatif::ProgressBar> = None;
-    let mut handle = |events: Vec<OutputEvent>, p: &mut Printer, out: &mut GenOutput, w: &mut std::io::StdoutLock<'_>| -> std::io::Result<()> {
+    let handle = |events: Vec<OutputEvent>,
+                  p: &mut Printer,
+                  out: &mut GenOutput,
+                  w: &mut std::io::StdoutLock<'_>|
+     -> std::io::Result<()> {
         for ev in events {
             match ev {
                 OutputEvent::Reasoning(s) => {
@@ -90,8 +110,10 @@ pub fn stream(engine: &Engine, req: GenerationRequest, thinking: bool, cancel_sl
                     let b = bar.get_or_insert_with(|| {
                         let b = indicatif::ProgressBar::new(total as u64);
                         b.set_style(
-                            indicatif::ProgressStyle::with_template("prefill {bar:40} {pos}/{len} tokens {per_sec} eta {eta}")
-                                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                            indicatif::ProgressStyle::with_template(
+                                "prefill {bar:40} {pos}/{len} tokens {per_sec} eta {eta}",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
                         );
                         b
                     });
@@ -106,7 +128,11 @@ pub fn stream(engine: &Engine, req: GenerationRequest, thinking: bool, cancel_sl
                 handle(evs, &mut p, &mut out, stdout)?;
             }
             TokenEvent::Token(s) => {
-                let evs = parser.push(TokenPiece { id: s.id, text: &s.text, special: s.special });
+                let evs = parser.push(TokenPiece {
+                    id: s.id,
+                    text: &s.text,
+                    special: s.special,
+                });
                 handle(evs, &mut p, &mut out, stdout)?;
             }
             TokenEvent::Finished { reason, usage } => {
@@ -129,9 +155,17 @@ pub fn stream(engine: &Engine, req: GenerationRequest, thinking: bool, cancel_sl
 }
 
 /// The closing summary line.
-pub fn summary(u: &Usage, reason: &Option<FinishReason>) -> String {
-    let pre = if u.prefill_seconds > 0.0 { (u.prompt_tokens - u.cached_tokens) as f64 / u.prefill_seconds } else { 0.0 };
-    let dec = if u.decode_seconds > 0.0 { u.completion_tokens as f64 / u.decode_seconds } else { 0.0 };
+pub(crate) fn summary(u: &Usage, reason: &Option<FinishReason>) -> String {
+    let pre = if u.prefill_seconds > 0.0 {
+        (u.prompt_tokens - u.cached_tokens) as f64 / u.prefill_seconds
+    } else {
+        0.0
+    };
+    let dec = if u.decode_seconds > 0.0 {
+        u.completion_tokens as f64 / u.decode_seconds
+    } else {
+        0.0
+    };
     format!(
         "[{} prompt tokens ({} cached) at {:.1} t/s, {} generated at {:.2} t/s{}{}]",
         u.prompt_tokens,
@@ -139,7 +173,11 @@ pub fn summary(u: &Usage, reason: &Option<FinishReason>) -> String {
         pre,
         u.completion_tokens,
         dec,
-        if u.reasoning_tokens > 0 { format!(", {} reasoning", u.reasoning_tokens) } else { String::new() },
+        if u.reasoning_tokens > 0 {
+            format!(", {} reasoning", u.reasoning_tokens)
+        } else {
+            String::new()
+        },
         match reason {
             Some(FinishReason::Length) => ", stopped at the token limit",
             Some(FinishReason::Cancelled) => ", interrupted",

@@ -46,10 +46,20 @@ pub trait SessionStateOps: Send + std::fmt::Debug {
     /// Forgets everything (position 0).
     fn reset(&mut self);
     /// Serializes the state and its checkpoints.
-    fn save(&self, model: &Model, checkpoints: &[Self::Checkpoint], w: &mut dyn std::io::Write) -> Result<()>;
+    fn save(
+        &self,
+        model: &Model,
+        checkpoints: &[Self::Checkpoint],
+        w: &mut dyn std::io::Write,
+    ) -> Result<()>;
     /// Restores a state written by [`SessionStateOps::save`] (of `len` bytes);
     /// returns its checkpoints. On error the state is unchanged.
-    fn load(&mut self, model: &Model, r: &mut dyn std::io::Read, len: u64) -> Result<Vec<Self::Checkpoint>>;
+    fn load(
+        &mut self,
+        model: &Model,
+        r: &mut dyn std::io::Read,
+        len: u64,
+    ) -> Result<Vec<Self::Checkpoint>>;
 }
 
 /// Optional per-step observations, for verification against references.
@@ -96,7 +106,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<()>;
 
     /// HC post: `x[k] ← post_k · o + Σ_j comb[j,k] · x[j]` for every row, in place.
-    fn hc_post(&self, model: &Model, x: &mut [f32], o: &[f32], post: &[f32], comb: &[f32], n: usize) -> Result<()>;
+    fn hc_post(
+        &self,
+        model: &Model,
+        x: &mut [f32],
+        o: &[f32],
+        post: &[f32],
+        comb: &[f32],
+        n: usize,
+    ) -> Result<()>;
 
     /// The attention sub-layer of `layer` for rows `rows` (`a` `[n, D]` normed
     /// input), updating the sessions' states and writing `out` `[n, D]`.
@@ -131,5 +149,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn head(&self, model: &Model, x: &[f32], select: &[usize], logits: &mut [f32]) -> Result<()>;
 
     /// Commits the batch: marks positions evaluated and trims raw windows.
-    fn finish(&self, model: &Model, rows: &[RowMeta], states: &mut [&mut Self::State]) -> Result<()>;
+    fn finish(
+        &self,
+        model: &Model,
+        rows: &[RowMeta],
+        states: &mut [&mut Self::State],
+    ) -> Result<()>;
 }

@@ -40,18 +40,34 @@ struct Projected {
     iw: Vec<f32>,
 }
 
-fn rope_rows(x: &mut [f32], width: usize, rd: usize, table: &RopeTable, rows: &[RowMeta], inverse: bool) {
+fn rope_rows(
+    x: &mut [f32],
+    width: usize,
+    rd: usize,
+    table: &RopeTable,
+    rows: &[RowMeta],
+    inverse: bool,
+) {
     let per_row = x.len() / rows.len().max(1);
-    x.par_chunks_mut(per_row).zip(rows.par_iter()).for_each(|(row, r)| {
-        let mut cs = vec![0.0f32; rd];
-        table.cos_sin(r.pos, &mut cs);
-        for head in row.chunks_mut(width) {
-            rope::apply(head, &cs, inverse);
-        }
-    });
+    x.par_chunks_mut(per_row)
+        .zip(rows.par_iter())
+        .for_each(|(row, r)| {
+            let mut cs = vec![0.0f32; rd];
+            table.cos_sin(r.pos, &mut cs);
+            for head in row.chunks_mut(width) {
+                rope::apply(head, &cs, inverse);
+            }
+        });
 }
 
-fn project(be: &CpuBackend, model: &Model, layer: usize, lw: &LayerWeights, a: &[f32], rows: &[RowMeta]) -> Result<Projected> {
+fn project(
+    be: &CpuBackend,
+    model: &Model,
+    layer: usize,
+    lw: &LayerWeights,
+    a: &[f32],
+    rows: &[RowMeta],
+) -> Result<Projected> {
     let cfg = &model.cfg;
     let lc = cfg.layers[layer];
     let n = rows.len();
@@ -66,7 +82,8 @@ fn project(be: &CpuBackend, model: &Model, layer: usize, lw: &LayerWeights, a: &
     }
     let mut q = vec![0.0f32; n * cfg.n_head * hd];
     be.linear(model, &lw.q_b, &q_lat, n, &mut q)?;
-    q.par_chunks_mut(hd).for_each(|head| rms_norm_unweighted(head, cfg.rms_eps));
+    q.par_chunks_mut(hd)
+        .for_each(|head| rms_norm_unweighted(head, cfg.rms_eps));
     rope_rows(&mut q, hd, rd, table, rows, false);
 
     let mut kv = vec![0.0f32; n * hd];
@@ -161,7 +178,14 @@ fn feed(
 }
 
 /// Appends every row's raw KV and compressor contributions to its session.
-fn update_states(model: &Model, layer: usize, lw: &LayerWeights, p: &Projected, rows: &[RowMeta], states: &mut [&mut SessionState]) {
+fn update_states(
+    model: &Model,
+    layer: usize,
+    lw: &LayerWeights,
+    p: &Projected,
+    rows: &[RowMeta],
+    states: &mut [&mut SessionState],
+) {
     let cfg = &model.cfg;
     let hd = cfg.head_dim;
     let table = model.rope_for(layer);
@@ -173,11 +197,17 @@ fn update_states(model: &Model, layer: usize, lw: &LayerWeights, p: &Projected, 
         debug_assert_eq!(ls.raw.first_pos + ls.raw.rows.len(), r.pos);
         ls.raw.rows.push(&p.kv[i * hd..(i + 1) * hd]);
         if let (Some(comp), Some(cw)) = (ls.comp.as_mut(), lw.compressor.as_ref()) {
-            let (k, s) = (&p.ckv[i * cwidth..(i + 1) * cwidth], &p.csc[i * cwidth..(i + 1) * cwidth]);
+            let (k, s) = (
+                &p.ckv[i * cwidth..(i + 1) * cwidth],
+                &p.csc[i * cwidth..(i + 1) * cwidth],
+            );
             feed(comp, cw, k, s, r.pos, cfg, table, false, qat);
         }
         if let (Some(ix), Some(iw)) = (ls.index.as_mut(), lw.indexer.as_ref()) {
-            let (k, s) = (&p.ikv[i * iwidth..(i + 1) * iwidth], &p.isc[i * iwidth..(i + 1) * iwidth]);
+            let (k, s) = (
+                &p.ikv[i * iwidth..(i + 1) * iwidth],
+                &p.isc[i * iwidth..(i + 1) * iwidth],
+            );
             feed(ix, &iw.comp, k, s, r.pos, cfg, table, true, qat);
         }
     }
@@ -199,8 +229,17 @@ fn read_row(store: &crate::kv::RowStore, i: usize, dst: &mut [f32]) {
 }
 
 /// The lightning indexer: top-k compressed rows for a query at `pos`.
-fn select(cfg: &ModelConfig, st: &SessionState, layer: usize, iq: &[f32], iw: &[f32], pos: usize) -> Vec<u32> {
-    let Some(ix) = st.layers[layer].index.as_ref() else { return Vec::new() };
+fn select(
+    cfg: &ModelConfig,
+    st: &SessionState,
+    layer: usize,
+    iq: &[f32],
+    iw: &[f32],
+    pos: usize,
+) -> Vec<u32> {
+    let Some(ix) = st.layers[layer].index.as_ref() else {
+        return Vec::new();
+    };
     let ratio = cfg.layers[layer].ratio;
     let n_vis = ((pos + 1) / ratio).min(ix.rows.len());
     let topk = cfg.index_topk.min(n_vis);
@@ -226,7 +265,13 @@ fn select(cfg: &ModelConfig, st: &SessionState, layer: usize, iq: &[f32], iw: &[
     sel
 }
 
-fn gather_keys(cfg: &ModelConfig, st: &SessionState, layer: usize, pos: usize, selected: &[u32]) -> Keys {
+fn gather_keys(
+    cfg: &ModelConfig,
+    st: &SessionState,
+    layer: usize,
+    pos: usize,
+    selected: &[u32],
+) -> Keys {
     let hd = cfg.head_dim;
     let ls = &st.layers[layer];
     let from = pos.saturating_sub(cfg.window - 1);
@@ -237,7 +282,9 @@ fn gather_keys(cfg: &ModelConfig, st: &SessionState, layer: usize, pos: usize, s
         }
     }
     let comp_rows: Vec<usize> = match (cfg.layers[layer].kind, ls.comp.as_ref()) {
-        (LayerKind::Hca, Some(c)) => (0..((pos + 1) / cfg.layers[layer].ratio).min(c.rows.len())).collect(),
+        (LayerKind::Hca, Some(c)) => {
+            (0..((pos + 1) / cfg.layers[layer].ratio).min(c.rows.len())).collect()
+        }
         (LayerKind::Csa, Some(_)) => selected.iter().map(|&s| s as usize).collect(),
         _ => Vec::new(),
     };
@@ -310,11 +357,28 @@ pub(super) fn attention(
             if !csa {
                 return Vec::new();
             }
-            select(cfg, states_ro[r.seq], layer, &p.iq[i * ih * ihd..(i + 1) * ih * ihd], &p.iw[i * ih..(i + 1) * ih], r.pos)
+            select(
+                cfg,
+                states_ro[r.seq],
+                layer,
+                &p.iq[i * ih * ihd..(i + 1) * ih * ihd],
+                &p.iw[i * ih..(i + 1) * ih],
+                r.pos,
+            )
         })
         .collect();
-    let keys: Vec<Keys> =
-        (0..n).into_par_iter().map(|i| gather_keys(cfg, states_ro[rows[i].seq], layer, rows[i].pos, &selections[i])).collect();
+    let keys: Vec<Keys> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            gather_keys(
+                cfg,
+                states_ro[rows[i].seq],
+                layer,
+                rows[i].pos,
+                &selections[i],
+            )
+        })
+        .collect();
 
     // Core attention per (row, head).
     let scale = 1.0 / (hd as f32).sqrt();
@@ -334,11 +398,13 @@ pub(super) fn attention(
     let mut ug = vec![0.0f32; n * ol];
     for grp in 0..g {
         for i in 0..n {
-            og[i * gw..(i + 1) * gw].copy_from_slice(&o[i * h * hd + grp * gw..i * h * hd + (grp + 1) * gw]);
+            og[i * gw..(i + 1) * gw]
+                .copy_from_slice(&o[i * h * hd + grp * gw..i * h * hd + (grp + 1) * gw]);
         }
         be.linear(model, &lw.out_a.rows_slice(grp * ol, ol), &og, n, &mut ug)?;
         for i in 0..n {
-            u[i * g * ol + grp * ol..i * g * ol + (grp + 1) * ol].copy_from_slice(&ug[i * ol..(i + 1) * ol]);
+            u[i * g * ol + grp * ol..i * g * ol + (grp + 1) * ol]
+                .copy_from_slice(&ug[i * ol..(i + 1) * ol]);
         }
     }
     be.linear(model, &lw.out_b, &u, n, out)?;

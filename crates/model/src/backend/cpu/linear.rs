@@ -25,26 +25,42 @@ thread_local! {
 }
 
 fn kernel_err(m: &Matrix, e: impl std::fmt::Display) -> ModelError {
-    ModelError::Kernel { tensor: m.name.clone(), reason: e.to_string() }
+    ModelError::Kernel {
+        tensor: m.name.clone(),
+        reason: e.to_string(),
+    }
 }
 
 impl CpuBackend {
     /// `y[n, m.rows] = x[n, m.k] · Wᵀ`.
-    pub(crate) fn linear(&self, model: &Model, m: &Matrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+    pub(crate) fn linear(
+        &self,
+        model: &Model,
+        m: &Matrix,
+        x: &[f32],
+        n: usize,
+        y: &mut [f32],
+    ) -> Result<()> {
         debug_assert_eq!(x.len(), n * m.k, "{}", m.name);
         let y = &mut y[..n * m.rows];
         let w = model.bytes(m);
         let out = OutCols::new(y, n, m.rows).map_err(|e| kernel_err(m, e))?;
         let parts = self.split_count(m.rows);
         if self.exact {
-            return self.run_parts(m, out, parts, |rows, o| self.kernels.matmul_f32(m.ty, w, m.k, rows, x, n, o));
+            return self.run_parts(m, out, parts, |rows, o| {
+                self.kernels.matmul_f32(m.ty, w, m.k, rows, x, n, o)
+            });
         }
         let act_ty = act_type_for(m.ty).map_err(|e| kernel_err(m, e))?;
         ACT.with(|cell| {
             let mut act = cell.borrow_mut();
-            self.kernels.quantize_act(act_ty, x, n, m.k, &mut act).map_err(|e| kernel_err(m, e))?;
+            self.kernels
+                .quantize_act(act_ty, x, n, m.k, &mut act)
+                .map_err(|e| kernel_err(m, e))?;
             let act = &*act;
-            self.run_parts(m, out, parts, |rows, o| self.kernels.matmul(m.ty, w, m.k, rows, act, o))
+            self.run_parts(m, out, parts, |rows, o| {
+                self.kernels.matmul(m.ty, w, m.k, rows, act, o)
+            })
         })
     }
 
@@ -78,6 +94,10 @@ impl CpuBackend {
                 .map(|(mut w, s)| f(s..s + w.cols(), &mut w))
                 .collect_into_vec(&mut results);
         });
-        results.into_iter().collect::<std::result::Result<Vec<()>, E>>().map(|_| ()).map_err(|e| kernel_err(m, e))
+        results
+            .into_iter()
+            .collect::<std::result::Result<Vec<()>, E>>()
+            .map(|_| ())
+            .map_err(|e| kernel_err(m, e))
     }
 }

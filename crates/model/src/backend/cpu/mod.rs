@@ -18,7 +18,6 @@ use crate::model::Model;
 use crate::numerics::{inv_rms, rms_norm};
 use crate::weights::{HcWeights, LayerWeights};
 
-
 /// Construction options of the CPU backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuOptions {
@@ -34,7 +33,12 @@ pub struct CpuOptions {
 
 impl Default for CpuOptions {
     fn default() -> Self {
-        CpuOptions { threads: 0, exact: false, kv_format: KvFormat::Compact, raw_history: 0 }
+        CpuOptions {
+            threads: 0,
+            exact: false,
+            kv_format: KvFormat::Compact,
+            raw_history: 0,
+        }
     }
 }
 
@@ -72,10 +76,20 @@ impl SessionStateOps for SessionState {
     fn reset(&mut self) {
         SessionState::reset(self)
     }
-    fn save(&self, model: &Model, checkpoints: &[Self::Checkpoint], w: &mut dyn std::io::Write) -> Result<()> {
+    fn save(
+        &self,
+        model: &Model,
+        checkpoints: &[Self::Checkpoint],
+        w: &mut dyn std::io::Write,
+    ) -> Result<()> {
         crate::persist::save(&model.cfg, self, checkpoints, w)
     }
-    fn load(&mut self, model: &Model, r: &mut dyn std::io::Read, len: u64) -> Result<Vec<Self::Checkpoint>> {
+    fn load(
+        &mut self,
+        model: &Model,
+        r: &mut dyn std::io::Read,
+        len: u64,
+    ) -> Result<Vec<Self::Checkpoint>> {
         crate::persist::load(&model.cfg, self, r, len)
     }
 }
@@ -92,7 +106,9 @@ impl CpuBackend {
             .num_threads(threads)
             .thread_name(|i| format!("dsv4-cpu-{i}"))
             .build()
-            .map_err(|e| ModelError::Batch(format!("cannot start {threads} worker threads: {e}")))?;
+            .map_err(|e| {
+                ModelError::Batch(format!("cannot start {threads} worker threads: {e}"))
+            })?;
         Ok(CpuBackend {
             kernels,
             pool,
@@ -128,7 +144,11 @@ impl Backend for CpuBackend {
     type State = SessionState;
 
     fn name(&self) -> String {
-        format!("cpu/{}{}", self.kernels.describe(), if self.exact { " exact" } else { "" })
+        format!(
+            "cpu/{}{}",
+            self.kernels.describe(),
+            if self.exact { " exact" } else { "" }
+        )
     }
 
     fn new_state(&self, model: &Model) -> SessionState {
@@ -143,14 +163,19 @@ impl Backend for CpuBackend {
         let rb = m.row_bytes();
         for (i, &t) in tokens.iter().enumerate() {
             let row = &mut x[i * hc * d..(i + 1) * hc * d];
-            let src = bytes.get(t as usize * rb..(t as usize + 1) * rb).ok_or(ModelError::TokenOutOfRange {
-                id: t,
-                row: i,
-                vocab: cfg.n_vocab,
-            })?;
+            let src = bytes.get(t as usize * rb..(t as usize + 1) * rb).ok_or(
+                ModelError::TokenOutOfRange {
+                    id: t,
+                    row: i,
+                    vocab: cfg.n_vocab,
+                },
+            )?;
             self.kernels
                 .dequantize_row(m.ty, src, &mut row[..d])
-                .map_err(|e| ModelError::Kernel { tensor: m.name.clone(), reason: e.to_string() })?;
+                .map_err(|e| ModelError::Kernel {
+                    tensor: m.name.clone(),
+                    reason: e.to_string(),
+                })?;
             let (first, rest) = row.split_at_mut(d);
             for s in rest.chunks_mut(d) {
                 s.copy_from_slice(first);
@@ -174,13 +199,26 @@ impl Backend for CpuBackend {
         let (d, h) = (cfg.n_embd, cfg.hc_mult);
         let mix = cfg.hc_mix_dim();
         let mut mm = vec![0.0f32; n * mix];
-        self.pool.install(|| self.linear(model, &hcw.func, x, n, &mut mm))?;
-        let mut out = HcMix { pre: vec![0.0; h], post: vec![0.0; h], comb: vec![0.0; h * h] };
+        self.pool
+            .install(|| self.linear(model, &hcw.func, x, n, &mut mm))?;
+        let mut out = HcMix {
+            pre: vec![0.0; h],
+            post: vec![0.0; h],
+            comb: vec![0.0; h * h],
+        };
         for i in 0..n {
             let xi = &x[i * h * d..(i + 1) * h * d];
             let s = inv_rms(xi, cfg.rms_eps);
             let mi: Vec<f32> = mm[i * mix..(i + 1) * mix].iter().map(|v| v * s).collect();
-            hc::mix(&mi, &hcw.scale, &hcw.base, h, cfg.hc_sinkhorn_iters, cfg.hc_eps, &mut out);
+            hc::mix(
+                &mi,
+                &hcw.scale,
+                &hcw.base,
+                h,
+                cfg.hc_sinkhorn_iters,
+                cfg.hc_eps,
+                &mut out,
+            );
             let ai = &mut a[i * d..(i + 1) * d];
             hc::collapse(xi, &out.pre, ai);
             rms_norm(ai, norm, cfg.rms_eps);
@@ -190,13 +228,27 @@ impl Backend for CpuBackend {
         Ok(())
     }
 
-    fn hc_post(&self, model: &Model, x: &mut [f32], o: &[f32], post: &[f32], comb: &[f32], n: usize) -> Result<()> {
+    fn hc_post(
+        &self,
+        model: &Model,
+        x: &mut [f32],
+        o: &[f32],
+        post: &[f32],
+        comb: &[f32],
+        n: usize,
+    ) -> Result<()> {
         let cfg = &model.cfg;
         let (d, h) = (cfg.n_embd, cfg.hc_mult);
         let mut tmp = vec![0.0f32; h * d];
         for i in 0..n {
             let xi = &mut x[i * h * d..(i + 1) * h * d];
-            hc::expand(xi, &o[i * d..(i + 1) * d], &post[i * h..(i + 1) * h], &comb[i * h * h..(i + 1) * h * h], &mut tmp);
+            hc::expand(
+                xi,
+                &o[i * d..(i + 1) * d],
+                &post[i * h..(i + 1) * h],
+                &comb[i * h * h..(i + 1) * h * h],
+                &mut tmp,
+            );
             xi.copy_from_slice(&tmp);
         }
         Ok(())
@@ -213,7 +265,8 @@ impl Backend for CpuBackend {
         out: &mut [f32],
         trace: Option<&mut Trace>,
     ) -> Result<()> {
-        self.pool.install(|| attention::attention(self, model, layer, lw, a, rows, states, out, trace))
+        self.pool
+            .install(|| attention::attention(self, model, layer, lw, a, rows, states, out, trace))
     }
 
     fn moe(
@@ -226,7 +279,8 @@ impl Backend for CpuBackend {
         out: &mut [f32],
         trace: Option<&mut Trace>,
     ) -> Result<()> {
-        self.pool.install(|| moe::moe(self, model, layer, lw, a, rows, out, trace))
+        self.pool
+            .install(|| moe::moe(self, model, layer, lw, a, rows, out, trace))
     }
 
     fn head(&self, model: &Model, x: &[f32], select: &[usize], logits: &mut [f32]) -> Result<()> {
@@ -239,22 +293,35 @@ impl Backend for CpuBackend {
             xs[j * h * d..(j + 1) * h * d].copy_from_slice(&x[i * h * d..(i + 1) * h * d]);
         }
         let mut mm = vec![0.0f32; n * h];
-        self.pool.install(|| self.linear(model, &w.hc_head.func, &xs, n, &mut mm))?;
+        self.pool
+            .install(|| self.linear(model, &w.hc_head.func, &xs, n, &mut mm))?;
         let mut y = vec![0.0f32; n * d];
         let mut pre = vec![0.0f32; h];
         for j in 0..n {
             let xj = &xs[j * h * d..(j + 1) * h * d];
             let s = inv_rms(xj, cfg.rms_eps);
             let mj: Vec<f32> = mm[j * h..(j + 1) * h].iter().map(|v| v * s).collect();
-            hc::head_pre(&mj, w.hc_head.scale[0], &w.hc_head.base, cfg.hc_eps, &mut pre);
+            hc::head_pre(
+                &mj,
+                w.hc_head.scale[0],
+                &w.hc_head.base,
+                cfg.hc_eps,
+                &mut pre,
+            );
             let yj = &mut y[j * d..(j + 1) * d];
             hc::collapse(xj, &pre, yj);
             rms_norm(yj, &w.output_norm, cfg.rms_eps);
         }
-        self.pool.install(|| self.linear(model, &w.output, &y, n, logits))
+        self.pool
+            .install(|| self.linear(model, &w.output, &y, n, logits))
     }
 
-    fn finish(&self, model: &Model, rows: &[RowMeta], states: &mut [&mut SessionState]) -> Result<()> {
+    fn finish(
+        &self,
+        model: &Model,
+        rows: &[RowMeta],
+        states: &mut [&mut SessionState],
+    ) -> Result<()> {
         for r in rows {
             states[r.seq].pos = r.pos + 1;
         }
@@ -268,4 +335,3 @@ impl Backend for CpuBackend {
         Ok(())
     }
 }
-

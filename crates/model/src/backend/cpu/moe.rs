@@ -50,14 +50,28 @@ pub(crate) fn route(model: &Model, lw: &LayerWeights, logits: &[f32], token: u32
 /// `silu(min(g, c)) · clamp(u, ±c)` in place into `g` (`c ≤ 0` disables the clamp).
 fn swiglu(g: &mut [f32], u: &[f32], clamp: f32) {
     for (gv, &uv) in g.iter_mut().zip(u) {
-        let (gc, uc) = if clamp > 0.0 { (gv.min(clamp), uv.clamp(-clamp, clamp)) } else { (*gv, uv) };
+        let (gc, uc) = if clamp > 0.0 {
+            (gv.min(clamp), uv.clamp(-clamp, clamp))
+        } else {
+            (*gv, uv)
+        };
         *gv = silu(gc) * uc;
     }
 }
 
 /// One SwiGLU FFN on `x` `[m, D]`, writing `y` `[m, D]`.
 #[allow(clippy::too_many_arguments)]
-fn ffn(be: &CpuBackend, model: &Model, gate: &Matrix, up: &Matrix, down: &Matrix, clamp: f32, x: &[f32], m: usize, y: &mut [f32]) -> Result<()> {
+fn ffn(
+    be: &CpuBackend,
+    model: &Model,
+    gate: &Matrix,
+    up: &Matrix,
+    down: &Matrix,
+    clamp: f32,
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+) -> Result<()> {
     let ff = gate.rows;
     let mut g = vec![0.0f32; m * ff];
     let mut u = vec![0.0f32; m * ff];
@@ -68,6 +82,7 @@ fn ffn(be: &CpuBackend, model: &Model, gate: &Matrix, up: &Matrix, down: &Matrix
 }
 
 /// The MoE sub-layer (see [`crate::backend::Backend::moe`]).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn moe(
     be: &CpuBackend,
     model: &Model,
@@ -83,7 +98,9 @@ pub(super) fn moe(
     let (n, d, e) = (rows.len(), cfg.n_embd, cfg.n_expert);
     let mut logits = vec![0.0f32; n * e];
     be.linear(model, &lw.gate_inp, a, n, &mut logits)?;
-    let routes: Vec<Route> = (0..n).map(|i| route(model, lw, &logits[i * e..(i + 1) * e], rows[i].token)).collect();
+    let routes: Vec<Route> = (0..n)
+        .map(|i| route(model, lw, &logits[i * e..(i + 1) * e], rows[i].token))
+        .collect();
 
     // Group (row, weight) pairs by expert.
     let mut by_expert: Vec<Vec<(usize, f32)>> = vec![Vec::new(); e];
@@ -105,17 +122,34 @@ pub(super) fn moe(
         for (j, &(i, _)) in members.iter().enumerate() {
             xe[j * d..(j + 1) * d].copy_from_slice(&a[i * d..(i + 1) * d]);
         }
-        let (g, u, dn) = (lw.gate_exps.expert(ex), lw.up_exps.expert(ex), lw.down_exps.expert(ex));
+        let (g, u, dn) = (
+            lw.gate_exps.expert(ex),
+            lw.up_exps.expert(ex),
+            lw.down_exps.expert(ex),
+        );
         ffn(be, model, &g, &u, &dn, lc.clamp_exp, &xe, m, &mut ye)?;
         for (j, &(i, w)) in members.iter().enumerate() {
-            for (o, &v) in out[i * d..(i + 1) * d].iter_mut().zip(&ye[j * d..(j + 1) * d]) {
+            for (o, &v) in out[i * d..(i + 1) * d]
+                .iter_mut()
+                .zip(&ye[j * d..(j + 1) * d])
+            {
                 *o += w * v;
             }
         }
     }
     if let Some(s) = &lw.shared {
         let mut ys = vec![0.0f32; n * d];
-        ffn(be, model, &s.gate, &s.up, &s.down, lc.clamp_shexp, a, n, &mut ys)?;
+        ffn(
+            be,
+            model,
+            &s.gate,
+            &s.up,
+            &s.down,
+            lc.clamp_shexp,
+            a,
+            n,
+            &mut ys,
+        )?;
         for (o, v) in out[..n * d].iter_mut().zip(&ys) {
             *o += v;
         }
