@@ -157,6 +157,51 @@ pub(crate) unsafe fn row_tile<L: FLoad, const T: usize>(
     out
 }
 
+/// Two float weight rows against `T` activation rows: each activation load
+/// feeds both rows and each weight load all tokens (register tiling for
+/// batches, where one row at a time is bound by loads).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn row_pair_tile<L: FLoad, const T: usize>(
+    rows: [*const u8; 2],
+    k: usize,
+    xs: &[*const f32; T],
+) -> [[f32; T]; 2] {
+    let mut acc = [[_mm256_setzero_ps(); T]; 2];
+    let mut i = 0;
+    while i + 8 <= k {
+        // SAFETY: elements `i .. i + 8` exist in both rows and every x.
+        unsafe {
+            let w = [L::load8(rows[0].add(i * L::ELEM)), L::load8(rows[1].add(i * L::ELEM))];
+            for t in 0..T {
+                let x = _mm256_loadu_ps(xs[t].add(i));
+                acc[0][t] = _mm256_fmadd_ps(w[0], x, acc[0][t]);
+                acc[1][t] = _mm256_fmadd_ps(w[1], x, acc[1][t]);
+            }
+        }
+        i += 8;
+    }
+    let mut out = [[0.0f32; T]; 2];
+    for r in 0..2 {
+        for t in 0..T {
+            out[r][t] = hsum_ps(acc[r][t]);
+        }
+    }
+    while i < k {
+        for r in 0..2 {
+            // SAFETY: element `i` exists.
+            unsafe {
+                let w = L::load1(rows[r].add(i * L::ELEM));
+                for t in 0..T {
+                    out[r][t] += w * *xs[t].add(i);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// `Σ a_i b_i` with four accumulators.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {

@@ -169,17 +169,30 @@ pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCol
     let n = job.act.n();
     let (qs, stride, dplane, _) = job.act.planes();
     let nb = job.k / 32;
+    // Scales transposed per tile of 4 tokens: panel[tile][4b + t] (see
+    // `q8_0fam::row_tile`); built once, used by every row.
+    let tiles = n.div_ceil(TILE);
+    let mut panel = vec![0.0f32; tiles * 4 * nb];
+    for t in 0..n {
+        let (tile, lane) = (t / TILE, t % TILE);
+        for b in 0..nb {
+            panel[tile * 4 * nb + 4 * b + lane] = dplane[t * nb + b];
+        }
+    }
     let base = job.w.as_ptr();
     for r in 0..job.nrows {
         // SAFETY: row `r` lies inside the validated weights.
         let row = unsafe { base.add(r * job.row_bytes) };
         for_token_tiles!(n, |t0, T| {
-            let q: [*const i8; T] =
-                std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
+            let q: [*const i8; T] = std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
             let d: [*const f32; T] = std::array::from_fn(|i| dplane[(t0 + i) * nb..].as_ptr());
+            // Tiles start at multiples of 4 except the 3-2-1 tail, whose
+            // tokens sit in the last panel tile at lanes `t0 % 4 ..`.
+            let (tile, lane) = (t0 / TILE, t0 % TILE);
+            let dp = panel[tile * 4 * nb + lane..].as_ptr();
             // SAFETY: `nb` blocks per row; each token has `32 · nb` codes and
-            // `nb` scales.
-            let res = unsafe { q8_0fam::row_tile::<D, T>(row, nb, &q, &d) };
+            // `nb` scales; the panel holds `4 · nb` floats per tile.
+            let res = unsafe { q8_0fam::row_tile::<D, T>(row, nb, &q, &d, dp) };
             for (i, v) in res.into_iter().enumerate() {
                 out.row_mut(t0 + i)[r] = v;
             }
@@ -321,7 +334,26 @@ pub(crate) unsafe fn dequant_q8k<U: Avx2Unpack>(src: &[u8], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCols<'_>) {
     let base = job.w.as_ptr();
-    for r in 0..job.nrows {
+    let mut r = 0;
+    if job.n > 1 {
+        while r + 2 <= job.nrows {
+            // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
+            let rows = unsafe { [base.add(r * job.row_bytes), base.add((r + 1) * job.row_bytes)] };
+            for_token_tiles!(job.n, |t0, T| {
+                let xs: [*const f32; T] =
+                    std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());
+                // SAFETY: `k` elements per row and per activation row.
+                let res = unsafe { float::row_pair_tile::<L, T>(rows, job.k, &xs) };
+                for (j, pair) in res.into_iter().enumerate() {
+                    for (i, v) in pair.into_iter().enumerate() {
+                        out.row_mut(t0 + i)[r + j] = v;
+                    }
+                }
+            });
+            r += 2;
+        }
+    }
+    for r in r..job.nrows {
         // SAFETY: row `r` lies inside the validated weights.
         let row = unsafe { base.add(r * job.row_bytes) };
         for_token_tiles!(job.n, |t0, T| {

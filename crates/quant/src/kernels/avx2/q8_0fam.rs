@@ -115,7 +115,13 @@ fn dot32(aw: __m256i, w: __m256i, a: __m256i) -> __m256 {
 }
 
 /// One weight row (`nb` blocks at `row`) against `T` activation rows (`qs[t]`:
-/// `32 · nb` codes, `ds[t]`: `nb` scales).
+/// `32 · nb` codes; `ds[t]`: their `nb` scales, used when `T == 1`;
+/// `dpanel`: the same scales transposed, `dpanel[4b + t] = ds[t][b]`, used
+/// when `T > 1`).
+///
+/// For `T > 1` the scale products `d_w · d_a` of one block are formed for all
+/// tokens with one 4-lane multiply and spread with a permute, which takes one
+/// multiply per block and token off the (saturated) multiply ports.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn row_tile<D: Dec32, const T: usize>(
@@ -123,6 +129,7 @@ pub(crate) unsafe fn row_tile<D: Dec32, const T: usize>(
     nb: usize,
     qs: &[*const i8; T],
     ds: &[*const f32; T],
+    dpanel: *const f32,
 ) -> [f32; T] {
     let mut acc = [_mm256_setzero_ps(); T];
     if T == 1 {
@@ -154,18 +161,21 @@ pub(crate) unsafe fn row_tile<D: Dec32, const T: usize>(
         }
         acc[0] = _mm256_add_ps(acc[0], acc1);
     } else {
+        let lane: [__m256i; T] = std::array::from_fn(|t| _mm256_set1_epi32(t as i32));
         for b in 0..nb {
-            // SAFETY: block `b` and the activations of every token are in bounds.
+            // SAFETY: block `b`, the activations of every token and 4 panel
+            // scales of block `b` are in bounds.
             unsafe {
                 let (w, d) = D::load(row.add(b * D::BYTES));
                 let aw = _mm256_sign_epi8(w, w);
-                let bw = _mm256_set1_ps(d);
+                let prods = _mm256_castps128_ps256(_mm_mul_ps(
+                    _mm_set1_ps(d),
+                    _mm_loadu_ps(dpanel.add(4 * b)),
+                ));
                 for t in 0..T {
                     let a = _mm256_loadu_si256(qs[t].add(32 * b).cast());
-                    // (dot · d_w) · d_a: the activation scale comes straight
-                    // from memory as a broadcast load, no shuffle.
-                    let wd = _mm256_mul_ps(dot32(aw, w, a), bw);
-                    acc[t] = _mm256_fmadd_ps(wd, _mm256_broadcast_ss(&*ds[t].add(b)), acc[t]);
+                    let s = _mm256_permutevar8x32_ps(prods, lane[t]);
+                    acc[t] = _mm256_fmadd_ps(dot32(aw, w, a), s, acc[t]);
                 }
             }
         }

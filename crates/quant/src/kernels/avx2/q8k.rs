@@ -17,7 +17,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::unpack::SbUnpacked;
-use crate::tables::{IQ2XXS_GRID, KSIGNS64};
+use crate::tables::IQ2XXS_GRID;
 
 use super::q8_0fam::{f16_at, hsum_ps};
 
@@ -106,6 +106,48 @@ fn put_pair_scales(out: &mut SbUnpacked, bytes16: __m128i, signed: bool) {
         };
         put_i16(&mut out.sc, 16 * c, v);
     }
+}
+
+/// `pshufb` control and bit masks that map the 28 stored sign bits of an
+/// IQ2_XXS group (bits `7l + j` of its `b` word, `j < 7`) onto the bytes of
+/// elements `8l + j`; byte `8l + 7` (the parity sign) gets control 0x80 and a
+/// mask that never matches.
+static SIGN_CTRL: [u8; 32] = build_sign_tables().0;
+static SIGN_MASK: [u8; 32] = build_sign_tables().1;
+
+const fn build_sign_tables() -> ([u8; 32], [u8; 32]) {
+    let mut ctrl = [0x80u8; 32];
+    let mut mask = [1u8; 32];
+    let mut e = 0;
+    while e < 32 {
+        let (l, j) = (e / 8, e % 8);
+        if j < 7 {
+            let bit = 7 * l + j;
+            ctrl[e] = (bit / 8) as u8;
+            mask[e] = 1 << (bit % 8);
+        }
+        e += 1;
+    }
+    (ctrl, mask)
+}
+
+/// Sign masks (0xFF = negative) of the 32 elements of an IQ2_XXS group from
+/// its `b` word, computed instead of looked up: seven stored bits per eight
+/// elements, the eighth is their parity (`ksigns_iq2xs`'s rule).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn iq2_signs(b: u32) -> __m256i {
+    // SAFETY: both tables are 32 readable bytes.
+    let (ctrl, mask) = unsafe {
+        (_mm256_loadu_si256(SIGN_CTRL.as_ptr().cast()), _mm256_loadu_si256(SIGN_MASK.as_ptr().cast()))
+    };
+    let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(b as i32), ctrl);
+    let m = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask);
+    // Count the negatives among the seven stored signs of each 8-byte group;
+    // an odd count makes the eighth element negative.
+    let cnt = _mm256_sad_epu8(_mm256_and_si256(m, _mm256_set1_epi8(1)), _mm256_setzero_si256());
+    let parity = _mm256_srai_epi32::<7>(_mm256_slli_epi64::<63>(cnt));
+    _mm256_or_si256(m, parity)
 }
 
 /// Q2_K.
@@ -306,7 +348,6 @@ impl Avx2Unpack for UnIq2Xxs {
     unsafe fn unpack(p: *const u8, out: &mut SbUnpacked) {
         let off = _mm256_set1_epi8(43);
         let grid = &IQ2XXS_GRID;
-        let signs = &KSIGNS64;
         for g in 0..8 {
             // SAFETY: group `g` is bytes 2 + 8g .. 2 + 8g + 8 of the block.
             let (a, b) = unsafe {
@@ -314,9 +355,8 @@ impl Avx2Unpack for UnIq2Xxs {
                 (q.read_unaligned(), q.add(1).read_unaligned())
             };
             let gi = |l: u32| grid[((a >> (8 * l)) & 0xFF) as usize] as i64;
-            let si = |l: u32| signs[((b >> (7 * l)) & 127) as usize] as i64;
             let mag = _mm256_set_epi64x(gi(3), gi(2), gi(1), gi(0));
-            let neg = _mm256_set_epi64x(si(3), si(2), si(1), si(0));
+            let neg = iq2_signs(b);
             // (m ^ s) − s negates where the mask is all-ones; then add 43.
             let w = _mm256_sub_epi8(_mm256_xor_si256(mag, neg), neg);
             put_u(out, 32 * g, _mm256_add_epi8(w, off));
@@ -465,6 +505,22 @@ mod tests {
                 "{:?} dmin",
                 B::TYPE
             );
+        }
+    }
+
+    #[test]
+    fn computed_iq2_signs_match_the_table() {
+        if !is_x86_feature_detected!("avx2") {
+            return;
+        }
+        for seed in 0..2000u64 {
+            let b = (seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as u32;
+            // SAFETY: AVX2 checked above (FMA/F16C are not used by the helper).
+            let got: [u64; 4] = unsafe { std::mem::transmute(iq2_signs(b)) };
+            for (l, g) in got.iter().enumerate() {
+                let want = crate::tables::KSIGNS64[((b >> (7 * l)) & 127) as usize];
+                assert_eq!(*g, want, "b = {b:#x}, group {l}");
+            }
         }
     }
 

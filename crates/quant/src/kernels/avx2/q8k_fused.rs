@@ -16,7 +16,7 @@
 use std::arch::x86_64::*;
 
 use super::q8_0fam::{f16_at, hsum_ps};
-use super::q8k::{PAIR_CTRL, Q8KTok};
+use super::q8k::{PAIR_CTRL, Q8KTok, iq2_signs};
 use crate::tables::{IQ2XXS_GRID, KSIGNS64};
 
 /// `pshufb` controls putting byte `2c` (zero-extended to i16) in every lane of
@@ -331,10 +331,17 @@ pub(crate) unsafe fn tile_iq2xxs<const T: usize>(
                 (q.read_unaligned(), q.add(1).read_unaligned())
             };
             let gi = |l: u32| IQ2XXS_GRID[((a >> (8 * l)) & 0xFF) as usize] as i64;
-            let si = |l: u32| KSIGNS64[((b >> (7 * l)) & 127) as usize] as i64;
             let mag = _mm256_set_epi64x(gi(3), gi(2), gi(1), gi(0));
+            // Computing the signs is cheaper at n = 1; with several tokens
+            // live in registers the table lookups measured faster.
+            let neg = if T == 1 {
+                iq2_signs(b)
+            } else {
+                let si = |l: u32| KSIGNS64[((b >> (7 * l)) & 127) as usize] as i64;
+                _mm256_set_epi64x(si(3), si(2), si(1), si(0))
+            };
             // 0xFF | 1 = −1 and 0x00 | 1 = +1 per byte.
-            let sgn = _mm256_or_si256(_mm256_set_epi64x(si(3), si(2), si(1), si(0)), one);
+            let sgn = _mm256_or_si256(neg, one);
             let ls = _mm256_set1_epi16(2 * (b >> 28) as i16 + 1);
             for t in 0..T {
                 // SAFETY: chunk `g` of super-block `sb` is in bounds.

@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 
 use crate::act::Line;
 use crate::kernels::avx2::float::FLoad;
-use crate::kernels::avx2::for_token_tiles;
+use crate::kernels::avx2::{for_token_tiles, for_token_tiles8};
 use crate::kernels::{FloatJob, MatmulJob};
 use crate::out::OutCols;
 
@@ -152,11 +152,73 @@ unsafe fn float_row_tile<L: FLoad, const T: usize>(
     out
 }
 
+/// Two float weight rows against `T` activation rows (see the AVX2 version).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn float_pair_tile<L: FLoad, const T: usize>(
+    rows: [*const u8; 2],
+    k: usize,
+    xs: &[*const f32; T],
+) -> [[f32; T]; 2] {
+    let mut acc = [[_mm512_setzero_ps(); T]; 2];
+    let mut i = 0;
+    while i + 16 <= k {
+        // SAFETY: elements `i .. i + 16` exist in both rows and every x.
+        unsafe {
+            let w = [load16::<L>(rows[0].add(i * L::ELEM)), load16::<L>(rows[1].add(i * L::ELEM))];
+            for t in 0..T {
+                let x = _mm512_loadu_ps(xs[t].add(i));
+                acc[0][t] = _mm512_fmadd_ps(w[0], x, acc[0][t]);
+                acc[1][t] = _mm512_fmadd_ps(w[1], x, acc[1][t]);
+            }
+        }
+        i += 16;
+    }
+    let mut out = [[0.0f32; T]; 2];
+    for r in 0..2 {
+        for t in 0..T {
+            out[r][t] = _mm512_reduce_add_ps(acc[r][t]);
+        }
+    }
+    while i < k {
+        for r in 0..2 {
+            // SAFETY: element `i` exists.
+            unsafe {
+                let w = L::load1(rows[r].add(i * L::ELEM));
+                for t in 0..T {
+                    out[r][t] += w * *xs[t].add(i);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Float-weight matmul over f32 activations `job.x`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCols<'_>) {
     let base = job.w.as_ptr();
-    for r in 0..job.nrows {
+    let mut r = 0;
+    if job.n > 1 {
+        while r + 2 <= job.nrows {
+            // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
+            let rows = unsafe { [base.add(r * job.row_bytes), base.add((r + 1) * job.row_bytes)] };
+            for_token_tiles8!(job.n, |t0, T| {
+                let xs: [*const f32; T] =
+                    std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());
+                // SAFETY: `k` elements per row and per activation row.
+                let res = unsafe { float_pair_tile::<L, T>(rows, job.k, &xs) };
+                for (j, pair) in res.into_iter().enumerate() {
+                    for (i, v) in pair.into_iter().enumerate() {
+                        out.row_mut(t0 + i)[r + j] = v;
+                    }
+                }
+            });
+            r += 2;
+        }
+    }
+    for r in r..job.nrows {
         // SAFETY: row `r` lies inside the validated weights.
         let row = unsafe { base.add(r * job.row_bytes) };
         for_token_tiles!(job.n, |t0, T| {
