@@ -18,21 +18,38 @@ and for the types gguf-py can quantize (Q8_0, Q4_0, MXFP4, BF16, F16):
   quant_input.f32        finite inputs (normal data plus adversarial blocks)
   quant_input_bits.f32   raw f32 bit patterns incl. NaNs and ties (BF16 only)
   T.quant.bin            gguf.quants.quantize(input, T) bytes
+
+A second reference covers what gguf-py lacks (the Q4_K, Q2_K and Q8_K
+quantizers and the dot products): ggml's own C code, from llama.cpp commit
+0c1e57098 as vendored in the llama-cpp-python 0.3.36 sdist on PyPI (fetched
+and SHA-256-checked through PyPI's simple index, or taken from
+--llama-cpp-src DIR, a directory containing `ggml/`). `ggml_ref.c` is
+compiled with the system C compiler (`cc`, override with $CC) and writes
+  dot_act.f32, dot_w.T.bin   inputs written by this script (moderate scales)
+  ggml_{q4_k,q2_k,q8_k}.quant.bin   quantize_row_*_ref(quant_input)
+  ggml_act.{q8_0,q8_k}.bin          quantize_row_q8_{0,K}_ref(dot_act rows)
+  ggml_dot.f32                      ggml_vec_dot_*_generic(dot_w.T, act rows)
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv"
 OUT = HERE.parent.parent / "crates" / "quant" / "tests" / "fixtures"
 SEED = 20261123
+SDIST = ("llama-cpp-python", "0.3.36")
+GGML_DIR = VENV / "llama.cpp-0c1e57098"
 
 
 def ensure_venv() -> None:
@@ -49,8 +66,92 @@ def ensure_venv() -> None:
     os.execv(str(py), [str(py), str(Path(__file__).resolve()), *sys.argv[1:]])
 
 
+def fetch_ggml_sources() -> Path:
+    """Unpack `ggml/` of the pinned llama-cpp-python sdist into GGML_DIR."""
+    if (GGML_DIR / "ggml" / "src" / "ggml-quants.c").exists():
+        return GGML_DIR
+    name, version = SDIST
+    # PyPI's simple index (PEP 691 JSON), the API pip itself uses.
+    req = urllib.request.Request(
+        f"https://pypi.org/simple/{name}/",
+        headers={"Accept": "application/vnd.pypi.simple.v1+json"},
+    )
+    index = json.load(urllib.request.urlopen(req))
+    want = f"{name.replace('-', '_')}-{version}.tar.gz"
+    sdist = next(f for f in index["files"] if f["filename"] == want)
+    tgz = VENV / want
+    if not tgz.exists():
+        print(f"downloading {sdist['url']} ({sdist.get('size', '?')} bytes)")
+        urllib.request.urlretrieve(sdist["url"], tgz)
+    if hashlib.sha256(tgz.read_bytes()).hexdigest() != sdist["hashes"]["sha256"]:
+        raise SystemExit(f"{tgz}: SHA-256 does not match PyPI's")
+    marker = "/vendor/llama.cpp/ggml/"
+    with tarfile.open(tgz) as tar:
+        for m in tar.getmembers():
+            if marker in m.name and m.isfile():
+                rel = "ggml/" + m.name.split(marker, 1)[1]
+                dst = GGML_DIR / rel
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(m)
+                assert src is not None
+                dst.write_bytes(src.read())
+    return GGML_DIR
+
+
+def ggml_phase(args: argparse.Namespace, rng, write) -> None:
+    """Inputs for the C reference, then build and run it."""
+    import numpy as np
+
+    k, nact = 1024, 4
+    act = rng.standard_normal((nact, k)).astype(np.float32)
+    act[0] *= np.float32(3.0)
+    act[1] = np.abs(act[1]) * np.float32(0.01)  # all positive, small
+    act[2, 100] = np.float32(-250.0)  # a spike with negative sign
+    act[3] = -np.abs(act[3]) * np.float32(1e3)
+    write("dot_act.f32", act.astype("<f4").tobytes())
+
+    def f16(n: int, lo: float, hi: float) -> np.ndarray:
+        v = rng.uniform(lo, hi, n) * rng.choice([-1.0, 1.0], n, p=[0.1, 0.9])
+        return v.astype(np.float16).view(np.uint8).reshape(n, 2)
+
+    def raw(n: int, m: int) -> np.ndarray:
+        return rng.integers(0, 256, size=(n, m), dtype=np.uint8)
+
+    nb, nk = k // 32, k // 256
+    mx_e = rng.integers(118, 131, size=(nb, 1), dtype=np.uint8)
+    rows = {
+        "q8_0": np.concatenate([f16(nb, 1e-3, 2e-2), raw(nb, 32)], axis=1),
+        "q4_0": np.concatenate([f16(nb, 1e-3, 2e-2), raw(nb, 16)], axis=1),
+        "mxfp4": np.concatenate([mx_e, raw(nb, 16)], axis=1),
+        "q2_k": np.concatenate([raw(nk, 80), f16(nk, 1e-3, 1e-2), f16(nk, 1e-3, 1e-2)], axis=1),
+        "q4_k": np.concatenate([f16(nk, 1e-3, 1e-2), f16(nk, 1e-3, 1e-2), raw(nk, 140)], axis=1),
+        "q6_k": np.concatenate([raw(nk, 208), f16(nk, 1e-4, 1e-3)], axis=1),
+        "iq2_xxs": np.concatenate([f16(nk, 1e-3, 1e-2), raw(nk, 64)], axis=1),
+    }
+    for name, r in rows.items():
+        write(f"dot_w.{name}.bin", np.ascontiguousarray(r, dtype=np.uint8).tobytes())
+
+    src = Path(args.llama_cpp_src).resolve() if args.llama_cpp_src else fetch_ggml_sources()
+    g = src / "ggml"
+    exe = VENV / "ggml_ref"
+    cc = os.environ.get("CC") or shutil.which("cc") or "gcc"
+    subprocess.check_call([
+        cc, "-O2", "-std=gnu11", "-ffp-contract=off", "-w",
+        f"-I{g / 'include'}", f"-I{g / 'src'}", f"-I{g / 'src' / 'ggml-cpu'}",
+        str(HERE / "ggml_ref.c"), str(g / "src" / "ggml-quants.c"),
+        str(g / "src" / "ggml-cpu" / "quants.c"), "-lm", "-o", str(exe),
+    ])
+    subprocess.check_call([str(exe), str(OUT)])
+    for name in ["ggml_q4_k.quant.bin", "ggml_q2_k.quant.bin", "ggml_q8_k.quant.bin",
+                 "ggml_act.q8_0.bin", "ggml_act.q8_k.bin", "ggml_dot.f32"]:
+        write(name, (OUT / name).read_bytes())
+
+
 def main() -> None:
     ensure_venv()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--llama-cpp-src", help="directory containing llama.cpp's ggml/ (skips the download)")
+    args = parser.parse_args()
     import numpy as np
     import gguf
     from gguf import GGMLQuantizationType as T
@@ -174,6 +275,8 @@ def main() -> None:
     write("quant_input_bits.f32", bits.astype("<u4").tobytes())
     q = np.asarray(quantize(bits.view(np.float32).reshape(16, 256), T.BF16))
     write("bf16.quant.bin", q.view(np.uint8).tobytes())
+
+    ggml_phase(args, rng, write)
 
     (OUT / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     total = sum(f["bytes"] for f in manifest["files"].values())  # type: ignore[union-attr]

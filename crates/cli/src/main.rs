@@ -34,6 +34,8 @@ enum Command {
     Kernels(commands::kernels::Args),
     /// Answer one prompt, streaming (add --demo to try without weights).
     Run(commands::run::Args),
+    /// Measure prefill/decode speed, batching and bandwidth use.
+    Bench(commands::bench::Args),
     /// Interactive conversation (add --demo to try without weights).
     Chat(commands::chat::Args),
     /// Tokenize text (the built-in DeepSeek V4 vocabulary, or a model's).
@@ -59,6 +61,7 @@ fn main() {
         Command::Kernels(a) => commands::kernels::run(&a),
         Command::Run(a) => commands::run::run(&a),
         Command::Chat(a) => commands::chat::run(&a),
+        Command::Bench(a) => commands::bench::run(&a),
         Command::Tokenize(a) => commands::tokenize::run_tokenize(&a),
         Command::Detokenize(a) => commands::tokenize::run_detokenize(&a),
         Command::Render(a) => commands::render::run(&a),

@@ -8,6 +8,7 @@
 //! thinking budgets and constrained-decoding masks are applied per request.
 //! This is the narrow public boundary used by the server and the CLI.
 
+pub mod bench;
 pub mod demo;
 pub mod detok;
 mod engine;

@@ -92,6 +92,30 @@ struct Slot<B: Backend> {
     busy: bool,
     key: Option<String>,
     last_used: Instant,
+    /// Length of the prompt of the last request served here (0: empty). A new
+    /// request continues this conversation only if it contains nearly all of it.
+    prompt_len: usize,
+}
+
+impl<B: Backend> Slot<B> {
+    fn lcp(&self, prompt: &[u32]) -> usize {
+        self.session.as_ref().map_or(0, |x| x.common_prefix(prompt))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.session.as_ref().is_none_or(|x| x.pos() == 0)
+    }
+
+    /// Whether a prompt sharing `lcp` tokens with this slot continues its
+    /// conversation: it keeps more than half of the slot's last prompt, i.e.
+    /// taking the slot over saves more evaluation now than it would cost the
+    /// conversation later (a next turn, a regenerate, an edited tail). A side
+    /// request (title, summary, sub-agent) sharing only the system prompt of a
+    /// longer conversation does not, and must not take the slot over.
+    fn continued_by(&self, lcp: usize) -> bool {
+        let p = self.prompt_len;
+        p > 0 && 2 * lcp > p
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -153,6 +177,7 @@ impl<B: Backend> Worker<B> {
                 busy: false,
                 key: None,
                 last_used: Instant::now(),
+                prompt_len: 0,
             })
             .collect();
         Worker {
@@ -199,6 +224,7 @@ impl<B: Backend> Worker<B> {
                         .find(|s| s.key.as_deref() == Some(key.as_str()) && !s.busy)
                     {
                         sl.key = None;
+                        sl.prompt_len = 0;
                         if let Some(s) = sl.session.as_mut() {
                             s.reset(self.model.cfg.window);
                         }
@@ -221,6 +247,7 @@ impl<B: Backend> Worker<B> {
                         s.reset(self.model.cfg.window);
                     }
                     self.slots[a.slot].busy = false;
+                    self.slots[a.slot].prompt_len = 0;
                 }
             }
         }
@@ -282,6 +309,7 @@ impl<B: Backend> Worker<B> {
             .map_err(EngineError::SessionFile)?;
         sl.key = Some(key.to_string());
         sl.last_used = Instant::now();
+        sl.prompt_len = s.pos();
         Ok(s.pos())
     }
 
@@ -309,43 +337,46 @@ impl<B: Backend> Worker<B> {
         self.stats.set_queue(self.queue.len());
     }
 
-    /// Picks a slot for a request: its session key, else the idle session
-    /// sharing the longest prefix, else an empty one, else the least recently used.
-    fn pick_slot(&self, s: &Submitted) -> Option<usize> {
+    /// Picks a slot for a request, and whether the slot takes the request's
+    /// session key. In order: the slot holding the request's key, if the
+    /// request continues its conversation (waiting while it is busy); an idle
+    /// slot whose conversation the request continues (longest shared prefix);
+    /// an empty slot; the least recently used idle slot, unkeyed ones first.
+    /// A request that merely shares a prefix (a title or summary side request,
+    /// even under the same key) therefore never rewinds a conversation while
+    /// an empty slot exists, and never takes its key.
+    fn pick_slot(&self, s: &Submitted) -> Option<(usize, bool)> {
+        let prompt = &s.req.prompt;
         if let Some(k) = &s.req.session_key
             && let Some(i) = self
                 .slots
                 .iter()
                 .position(|sl| sl.key.as_deref() == Some(k))
         {
-            return (!self.slots[i].busy).then_some(i);
+            let sl = &self.slots[i];
+            if sl.is_empty() || sl.continued_by(sl.lcp(prompt)) {
+                return (!sl.busy).then_some((i, true));
+            }
+            return self.pick_unowned(prompt).map(|i| (i, false));
         }
+        self.pick_unowned(prompt).map(|i| (i, true))
+    }
+
+    fn pick_unowned(&self, prompt: &[u32]) -> Option<usize> {
         let idle = || self.slots.iter().enumerate().filter(|(_, sl)| !sl.busy);
-        let lcp = |sl: &Slot<B>| {
-            sl.session
-                .as_ref()
-                .map_or(0, |x| x.common_prefix(&s.req.prompt))
-        };
-        let best = idle().max_by_key(|(_, sl)| (lcp(sl), std::cmp::Reverse(sl.last_used)));
-        match best {
-            Some((i, sl)) if lcp(sl) > 0 => Some(i),
-            _ => idle()
-                .find(|(_, sl)| sl.session.is_none() && sl.key.is_none())
-                .or_else(|| {
-                    idle()
-                        .filter(|(_, sl)| s.req.session_key.is_some() || sl.key.is_none())
-                        .min_by_key(|(_, sl)| sl.last_used)
-                })
-                .or_else(|| idle().min_by_key(|(_, sl)| sl.last_used))
-                .map(|(i, _)| i),
-        }
+        idle()
+            .filter(|(_, sl)| sl.continued_by(sl.lcp(prompt)))
+            .max_by_key(|(_, sl)| (sl.lcp(prompt), std::cmp::Reverse(sl.last_used)))
+            .or_else(|| idle().find(|(_, sl)| sl.is_empty() && sl.key.is_none()))
+            .or_else(|| idle().min_by_key(|(_, sl)| (sl.key.is_some(), sl.last_used)))
+            .map(|(i, _)| i)
     }
 
     fn admit(&mut self) {
         let mut waiting = VecDeque::new();
         while let Some(s) = self.queue.pop_front() {
             match self.pick_slot(&s) {
-                Some(slot) => self.start(s, slot),
+                Some((slot, adopt_key)) => self.start(s, slot, adopt_key),
                 None => waiting.push_back(s),
             }
         }
@@ -353,7 +384,7 @@ impl<B: Backend> Worker<B> {
         self.stats.set_queue(self.queue.len());
     }
 
-    fn start(&mut self, s: Submitted, slot: usize) {
+    fn start(&mut self, s: Submitted, slot: usize, adopt_key: bool) {
         let fail = |s: &Submitted, e: EngineError| {
             let _ = s.events.send(TokenEvent::Error(e));
         };
@@ -389,9 +420,16 @@ impl<B: Backend> Worker<B> {
         }
         let window = self.model.cfg.window;
         let sl = &mut self.slots[slot];
-        if sl.key != s.req.session_key {
-            sl.key = s.req.session_key.clone();
+        // A side request routed away from its key's slot leaves this slot unkeyed.
+        let key = if adopt_key {
+            s.req.session_key.clone()
+        } else {
+            None
+        };
+        if sl.key != key {
+            sl.key = key;
         }
+        sl.prompt_len = n;
         let session = sl
             .session
             .get_or_insert_with(|| Session::new(&*self.backend, &self.model, self.cfg.policy));

@@ -492,16 +492,25 @@ fn add_role(w: &mut GgufWriter, spec: &SynthSpec, role: Role, layer: usize) -> R
     let (std, mean) = init_of(role, k);
     let seed = name_seed(spec.seed, &name);
     let producer = Box::new(move |out: &mut dyn Write| -> std::io::Result<()> {
-        let mut rng = Rng(seed);
-        let mut row = vec![0.0f32; k];
-        let mut buf = Vec::new();
-        for _ in 0..rows {
-            for v in row.iter_mut() {
-                *v = mean + std * rng.normal();
+        use rayon::prelude::*;
+        // Rows are generated in parallel blocks; each row has its own seed, so
+        // the bytes do not depend on the thread count.
+        const BLOCK: usize = 256;
+        for r0 in (0..rows).step_by(BLOCK) {
+            let r1 = (r0 + BLOCK).min(rows);
+            let parts: Vec<Vec<u8>> = (r0..r1)
+                .into_par_iter()
+                .map(|r| {
+                    let mut rng = Rng(seed ^ (r as u64).wrapping_mul(0xD6E8_FEB8_6659_FD93));
+                    let row: Vec<f32> = (0..k).map(|_| mean + std * rng.normal()).collect();
+                    let mut buf = Vec::new();
+                    quantize_row(ty, &row, &mut buf);
+                    buf
+                })
+                .collect();
+            for p in parts {
+                out.write_all(&p)?;
             }
-            buf.clear();
-            quantize_row(ty, &row, &mut buf);
-            out.write_all(&buf)?;
         }
         Ok(())
     });

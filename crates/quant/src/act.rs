@@ -228,6 +228,87 @@ impl ActBuf {
     }
 }
 
+impl ActBuf {
+    /// A borrowed view of activation rows `tokens` (clamped to the rows held).
+    pub fn view(&self, tokens: std::ops::Range<usize>) -> ActView<'_> {
+        let t0 = tokens.start.min(self.n);
+        let t1 = tokens.end.clamp(t0, self.n);
+        ActView {
+            buf: self,
+            t0,
+            n: t1 - t0,
+        }
+    }
+}
+
+/// A contiguous range of the rows of an [`ActBuf`]; row `t` of the view is row
+/// `t0 + t` of the buffer. What kernels and [`crate::QuantBlock::act_row`]
+/// read, so a long batch can be processed in chunks that stay in cache.
+#[derive(Debug, Clone, Copy)]
+pub struct ActView<'a> {
+    buf: &'a ActBuf,
+    t0: usize,
+    n: usize,
+}
+
+impl<'a> ActView<'a> {
+    /// Rows in the view.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Row length.
+    pub fn k(&self) -> usize {
+        self.buf.k
+    }
+
+    /// The format held.
+    pub fn act_type(&self) -> ActType {
+        self.buf.act
+    }
+
+    /// Row `t` of an F32 view (empty if another format or out of range).
+    pub fn row_f32(&self, t: usize) -> &'a [f32] {
+        if t >= self.n {
+            return &[];
+        }
+        self.buf.row_f32(self.t0 + t)
+    }
+
+    /// Row `t` of a Q8_0 view.
+    pub fn row_q8_0(&self, t: usize) -> Option<Q8_0Row<'a>> {
+        if t >= self.n {
+            return None;
+        }
+        self.buf.row_q8_0(self.t0 + t)
+    }
+
+    /// Row `t` of a Q8_K view.
+    pub fn row_q8k(&self, t: usize) -> Option<Q8KRow<'a>> {
+        if t >= self.n {
+            return None;
+        }
+        self.buf.row_q8k(self.t0 + t)
+    }
+
+    /// Raw planes starting at the view's first row (see [`ActBuf::planes`]).
+    pub(crate) fn planes(&self) -> (&'a [u8], usize, &'a [f32], &'a [i16]) {
+        let (qs, stride, d, bs) = self.buf.planes();
+        let k = self.buf.k;
+        let (nd, nb) = match self.buf.act {
+            ActType::F32 => (0, 0),
+            ActType::Q8_0 => (k / QK8_0, 0),
+            ActType::Q8_K => (k / QK_K, k / 16),
+        };
+        (
+            &qs[self.t0 * stride..],
+            stride,
+            &d[self.t0 * nd..],
+            &bs[self.t0 * nb..],
+        )
+    }
+}
+
 /// Scalar quantization of `x: [n, k]` into a prepared buffer (the reference
 /// rule for each format; SIMD quantizers must produce identical bytes).
 pub(crate) fn quantize_act_scalar(x: &[f32], out: &mut ActBuf) {

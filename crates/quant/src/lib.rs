@@ -45,7 +45,7 @@ mod kernels;
 pub mod out;
 pub mod tables;
 
-pub use act::{ActBuf, ActType, Q8_0Row, Q8KRow, act_type_for};
+pub use act::{ActBuf, ActType, ActView, Q8_0Row, Q8KRow, act_type_for};
 pub use blocks::{QuantBlock, WEIGHT_TYPES};
 pub use error::QuantError;
 pub use kernels::{Isa, Kernels};

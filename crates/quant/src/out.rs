@@ -158,6 +158,29 @@ impl<'a> OutCols<'a> {
         }
     }
 
+    /// Reborrows token rows `t0 .. t0 + n` of this window (in bounds, checked
+    /// by the caller).
+    #[inline]
+    pub(crate) fn sub_rows(&mut self, t0: usize, n: usize) -> OutCols<'_> {
+        debug_assert!(t0 + n <= self.n);
+        let t0 = t0.min(self.n);
+        let n = n.min(self.n - t0);
+        // With `n > 0`, row `t0 < self.n` exists; with `n == 0` the pointer is
+        // never dereferenced, so stay at the start of the window.
+        let start = if n == 0 { 0 } else { t0 * self.stride };
+        // SAFETY: `start` addresses row `t0` of this window, inside the borrowed
+        // allocation (checked when the window was created); the new window
+        // is a sub-range and borrows `self` mutably, so it cannot alias.
+        let ptr = unsafe { self.ptr.add(start) };
+        OutCols {
+            ptr,
+            n,
+            stride: self.stride,
+            cols: self.cols,
+            _borrow: PhantomData,
+        }
+    }
+
     /// The `cols` cells of token row `t` (`t < n`, checked by the caller).
     #[inline]
     pub(crate) fn row_mut(&mut self, t: usize) -> &mut [f32] {

@@ -288,10 +288,13 @@ fn every_isa_matches_the_scalar_reference() {
     let mut rng = StdRng::seed_from_u64(0x5EED_0001);
     let mut checked = 0usize;
     for &ty in &WEIGHT_TYPES {
-        let be = ty.block_elems().max(32) as usize;
-        let be = if ty.block_elems() == 256 { 256 } else { be };
-        // One block, several blocks, and (for 32-element types) an odd count.
-        let ks = [be, 4 * be, if be == 32 { 7 * 32 } else { 3 * 256 }];
+        // One block, several blocks, and an odd count of blocks; float rows
+        // get lengths that are not multiples of any SIMD width.
+        let ks = match ty.block_elems() {
+            1 => [1, 37, 1001],
+            32 => [32, 128, 7 * 32],
+            _ => [256, 1024, 3 * 256],
+        };
         let total_rows = 11;
         for (case, &(k, wfill, xfill, n)) in [
             (ks[0], WFill::Random, XFill::Normal, 1usize),
@@ -516,4 +519,61 @@ fn threads_fill_disjoint_column_windows_of_one_output() {
         }
     });
     assert_bits("threaded windows", &y, &want);
+}
+
+/// Long batches are processed in token chunks (see `token_chunk`); with
+/// k = 16384 a chunk is 16 tokens, so 37 tokens take three passes. Every
+/// variant must still agree with the scalar reference (which runs the same
+/// chunking over its own per-token dots), including `matmul_f32`.
+#[test]
+fn long_batches_are_chunked_consistently() {
+    let scalar = Kernels::with_isa(Isa::Scalar).expect("scalar");
+    let mut rng = StdRng::seed_from_u64(0x5EED_0004);
+    let (k, rows, n) = (16384usize, 3usize, 37usize);
+    for ty in [
+        GgmlType::Q8_0,
+        GgmlType::Q4_K,
+        GgmlType::F16,
+        GgmlType::IQ2_XXS,
+    ] {
+        let w = make_weights(ty, rows, k, WFill::Random, &mut rng);
+        let x = make_x(n, k, XFill::Normal, &mut rng);
+        let act_ty = act_type_for(ty).expect("pairing");
+        let wmag = weight_magnitudes(ty, &w, k, rows);
+        let mut ref_act = ActBuf::new();
+        scalar
+            .quantize_act(act_ty, &x, n, k, &mut ref_act)
+            .expect("quantize");
+        let amag: Vec<Vec<f64>> = (0..n).map(|t| act_magnitudes(&ref_act, t)).collect();
+        let xmag: Vec<Vec<f64>> = (0..n)
+            .map(|t| {
+                x[t * k..(t + 1) * k]
+                    .iter()
+                    .map(|v| f64::from(*v).abs())
+                    .collect()
+            })
+            .collect();
+        let want = run_matmul(&scalar, ty, &w, k, 0..rows, &ref_act);
+        let want_f32 = run_matmul_f32(&scalar, ty, &w, k, 0..rows, &x, n);
+        let blocks = k / ty.block_elems() as usize;
+        for kern in Kernels::all_variants() {
+            let what = format!("{ty} long batch on {}", kern.describe());
+            let mut act = ActBuf::new();
+            kern.quantize_act(act_ty, &x, n, k, &mut act)
+                .expect("quantize");
+            let got = run_matmul(&kern, ty, &w, k, 0..rows, &act);
+            compare(&what, &got, &want, &wmag, &amag, k, &(0..rows), blocks);
+            let got = run_matmul_f32(&kern, ty, &w, k, 0..rows, &x, n);
+            compare(
+                &format!("{what} (f32)"),
+                &got,
+                &want_f32,
+                &wmag,
+                &xmag,
+                k,
+                &(0..rows),
+                k,
+            );
+        }
+    }
 }

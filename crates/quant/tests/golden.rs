@@ -1,10 +1,14 @@
-//! Golden parity with gguf-py 0.19.0 (fixtures from `tools/quant-golden/gen.py`).
+//! Golden parity with gguf-py 0.19.0 and with ggml's C code at llama.cpp
+//! `0c1e57098` (fixtures from `tools/quant-golden/gen.py`, see
+//! `fixtures/README.md`).
 //!
 //! Dequantization must be bit-identical to gguf-py for every weight type, with
 //! the scalar reference and with every kernel table the host supports;
 //! quantizers must produce the same bytes as gguf-py where it has one (Q8_0,
-//! Q4_0, MXFP4, F16, BF16), and the Q8_0 activation quantizer must agree with
-//! gguf-py's Q8_0 weight quantizer (same rule).
+//! Q4_0, MXFP4, F16, BF16) and as ggml's `quantize_row_*_ref` for Q4_K, Q2_K
+//! and Q8_K; activation quantization must match ggml's on every kernel table;
+//! and every table's matmul must equal ggml's portable `vec_dot` up to f32
+//! re-association.
 
 // Test helpers report failures by panicking, like the tests themselves.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -205,6 +209,178 @@ fn q8_0_activation_quantizer_matches_gguf_py_on_every_isa() {
                     row.d[b].to_bits(),
                     g.d().to_bits(),
                     "{isa}: scale of block {b}"
+                );
+            }
+        }
+    }
+}
+
+// ---- ggml's own C code (tools/quant-golden/ggml_ref.c, llama.cpp 0c1e57098) ----
+
+/// Our Q4_K, Q2_K and Q8_K quantizers are ggml's `quantize_row_*_ref`
+/// algorithms: same bytes as the C code (built without FMA contraction).
+#[test]
+fn k_quantizers_match_ggml_c_bytes() {
+    let x = f32s(include_bytes!("fixtures/quant_input.f32"));
+    let q4: Vec<blocks::BlockQ4K> = x
+        .chunks_exact(256)
+        .map(blocks::q4_k::quantize_q4k_block)
+        .collect();
+    assert_eq!(
+        bytemuck::cast_slice::<_, u8>(&q4),
+        include_bytes!("fixtures/ggml_q4_k.quant.bin"),
+        "Q4_K"
+    );
+    let q2: Vec<blocks::BlockQ2K> = x
+        .chunks_exact(256)
+        .map(blocks::q2_k::quantize_q2k_block)
+        .collect();
+    assert_eq!(
+        bytemuck::cast_slice::<_, u8>(&q2),
+        include_bytes!("fixtures/ggml_q2_k.quant.bin"),
+        "Q2_K"
+    );
+    let mut q8 = vec![bytemuck::Zeroable::zeroed(); x.len() / 256];
+    blocks::q8_k::quantize_row_q8k(&x, &mut q8);
+    assert_eq!(
+        bytemuck::cast_slice::<blocks::BlockQ8K, u8>(&q8),
+        include_bytes!("fixtures/ggml_q8_k.quant.bin"),
+        "Q8_K"
+    );
+}
+
+const DOT_K: usize = 1024;
+const DOT_N: usize = 4;
+
+/// Every kernel table quantizes activations exactly like ggml's
+/// `quantize_row_q8_0_ref` / `quantize_row_q8_K_ref`.
+#[test]
+fn activation_quantizers_match_ggml_on_every_isa() {
+    let x = f32s(include_bytes!("fixtures/dot_act.f32"));
+    let g80: &[BlockQ8_0] =
+        blocks::as_blocks(include_bytes!("fixtures/ggml_act.q8_0.bin")).unwrap();
+    let g8k_bytes: &[u8] = include_bytes!("fixtures/ggml_act.q8_k.bin");
+    let g8k: Vec<blocks::BlockQ8K> = g8k_bytes
+        .chunks_exact(292)
+        .map(bytemuck::pod_read_unaligned::<blocks::BlockQ8K>)
+        .collect();
+    for kern in Kernels::all_variants() {
+        let isa = kern.describe();
+        let mut a = ActBuf::new();
+        kern.quantize_act(ActType::Q8_0, &x, DOT_N, DOT_K, &mut a)
+            .unwrap();
+        for t in 0..DOT_N {
+            let row = a.row_q8_0(t).unwrap();
+            for b in 0..DOT_K / 32 {
+                let g = &g80[t * DOT_K / 32 + b];
+                assert_eq!(
+                    &row.qs[32 * b..32 * b + 32],
+                    &g.qs[..],
+                    "{isa}: Q8_0 codes {t}/{b}"
+                );
+                assert_eq!(
+                    row.d[b].to_bits(),
+                    g.d().to_bits(),
+                    "{isa}: Q8_0 scale {t}/{b}"
+                );
+            }
+        }
+        kern.quantize_act(ActType::Q8_K, &x, DOT_N, DOT_K, &mut a)
+            .unwrap();
+        for t in 0..DOT_N {
+            let row = a.row_q8k(t).unwrap();
+            for b in 0..DOT_K / 256 {
+                let g = &g8k[t * DOT_K / 256 + b];
+                assert_eq!(
+                    &row.qs[256 * b..256 * b + 256],
+                    &g.qs[..],
+                    "{isa}: Q8_K codes {t}/{b}"
+                );
+                assert_eq!(
+                    row.d[b].to_bits(),
+                    g.d.to_bits(),
+                    "{isa}: Q8_K scale {t}/{b}"
+                );
+                assert_eq!(
+                    &row.bsums[16 * b..16 * b + 16],
+                    &g.bsums[..],
+                    "{isa}: Q8_K sums {t}/{b}"
+                );
+            }
+        }
+    }
+}
+
+/// Every kernel table's matmul equals ggml's `ggml_vec_dot_*_generic` up to
+/// f32 re-association: the integer block sums are identical, only the order
+/// of the float accumulation differs. Bound: `2⁻²⁰ · M`, with `M` the sum of
+/// the magnitudes of the terms (scale part and, for Q2_K/Q4_K, min part).
+#[test]
+fn dot_products_match_ggml_on_every_isa() {
+    let x = f32s(include_bytes!("fixtures/dot_act.f32"));
+    let want = f32s(include_bytes!("fixtures/ggml_dot.f32"));
+    let cases: [(GgmlType, &[u8]); 7] = [
+        (GgmlType::Q8_0, include_bytes!("fixtures/dot_w.q8_0.bin")),
+        (GgmlType::Q4_0, include_bytes!("fixtures/dot_w.q4_0.bin")),
+        (GgmlType::MXFP4, include_bytes!("fixtures/dot_w.mxfp4.bin")),
+        (GgmlType::Q2_K, include_bytes!("fixtures/dot_w.q2_k.bin")),
+        (GgmlType::Q4_K, include_bytes!("fixtures/dot_w.q4_k.bin")),
+        (GgmlType::Q6_K, include_bytes!("fixtures/dot_w.q6_k.bin")),
+        (
+            GgmlType::IQ2_XXS,
+            include_bytes!("fixtures/dot_w.iq2_xxs.bin"),
+        ),
+    ];
+    let scalar = Kernels::with_isa(dsv4_quant::Isa::Scalar).unwrap();
+    for (i, (ty, w)) in cases.iter().enumerate() {
+        let act_ty = dsv4_quant::act_type_for(*ty).unwrap();
+        let mut deq = vec![0.0f32; DOT_K];
+        scalar.dequantize_row(*ty, w, &mut deq).unwrap();
+        let mut mins = vec![0.0f32; DOT_K];
+        let code_bytes = match ty {
+            GgmlType::Q2_K => Some(16..80),
+            GgmlType::Q4_K => Some(16..144),
+            _ => None,
+        };
+        if let Some(cr) = code_bytes {
+            let mut z = w.to_vec();
+            for blk in z.chunks_exact_mut(ty.block_bytes() as usize) {
+                blk[cr.clone()].fill(0);
+            }
+            scalar.dequantize_row(*ty, &z, &mut mins).unwrap();
+        }
+        for kern in Kernels::all_variants() {
+            let mut a = ActBuf::new();
+            kern.quantize_act(act_ty, &x, DOT_N, DOT_K, &mut a).unwrap();
+            let mut y = vec![0.0f32; DOT_N];
+            let mut out = dsv4_quant::OutCols::new(&mut y, DOT_N, 1).unwrap();
+            kern.matmul(*ty, w, DOT_K, 0..1, &a, &mut out).unwrap();
+            for t in 0..DOT_N {
+                let av: Vec<f64> = match act_ty {
+                    ActType::Q8_0 => {
+                        let r = a.row_q8_0(t).unwrap();
+                        r.qs.iter()
+                            .enumerate()
+                            .map(|(j, &q)| f64::from(r.d[j / 32] * f32::from(q)))
+                            .collect()
+                    }
+                    _ => {
+                        let r = a.row_q8k(t).unwrap();
+                        r.qs.iter()
+                            .enumerate()
+                            .map(|(j, &q)| f64::from(r.d[j / 256] * f32::from(q)))
+                            .collect()
+                    }
+                };
+                let m: f64 = (0..DOT_K)
+                    .map(|j| (f64::from(deq[j]).abs() + f64::from(mins[j]).abs()) * av[j].abs())
+                    .sum();
+                let (g, e) = (y[t], want[i * DOT_N + t]);
+                let tol = m * 2f64.powi(-20);
+                assert!(
+                    (f64::from(g) - f64::from(e)).abs() <= tol,
+                    "{ty} on {}: token {t}: got {g:e}, ggml {e:e}, tolerance {tol:e}",
+                    kern.describe()
                 );
             }
         }

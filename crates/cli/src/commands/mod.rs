@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod bench;
 pub(crate) mod chat;
 pub(crate) mod common;
 pub(crate) mod engine_args;

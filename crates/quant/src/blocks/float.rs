@@ -12,7 +12,7 @@ use bytemuck::{Pod, Zeroable};
 use dsv4_gguf::GgmlType;
 
 use super::QuantBlock;
-use crate::act::{ActBuf, ActType};
+use crate::act::{ActType, ActView};
 
 /// One little-endian f32.
 #[repr(C)]
@@ -80,7 +80,7 @@ impl QuantBlock for F32Elem {
     const ACT: ActType = ActType::F32;
     type Act<'a> = &'a [f32];
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<&[f32]> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<&'a [f32]> {
         (buf.act_type() == ActType::F32 && t < buf.n()).then(|| buf.row_f32(t))
     }
 
@@ -99,7 +99,7 @@ impl QuantBlock for F16Elem {
     const ACT: ActType = ActType::F32;
     type Act<'a> = &'a [f32];
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<&[f32]> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<&'a [f32]> {
         (buf.act_type() == ActType::F32 && t < buf.n()).then(|| buf.row_f32(t))
     }
 
@@ -118,7 +118,7 @@ impl QuantBlock for Bf16Elem {
     const ACT: ActType = ActType::F32;
     type Act<'a> = &'a [f32];
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<&[f32]> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<&'a [f32]> {
         (buf.act_type() == ActType::F32 && t < buf.n()).then(|| buf.row_f32(t))
     }
 

@@ -24,7 +24,7 @@ use bytemuck::{Pod, Zeroable};
 use dsv4_gguf::GgmlType;
 
 use super::{QK_K, QuantBlock, f16_le, f16_to_le};
-use crate::act::{ActBuf, ActType, Q8KRow};
+use crate::act::{ActType, ActView, Q8KRow};
 use crate::tables::{IQ2XXS_GRID, KSIGNS_IQ2XS};
 
 /// One IQ2_XXS super-block.
@@ -67,7 +67,7 @@ impl QuantBlock for BlockIq2Xxs {
     const ACT: ActType = ActType::Q8_K;
     type Act<'a> = Q8KRow<'a>;
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<Self::Act<'_>> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<Self::Act<'a>> {
         buf.row_q8k(t)
     }
 

@@ -7,20 +7,20 @@
 //! dot product against the activation format it pairs with (ggml's
 //! `vec_dot_type`), and, where we have one, its quantizer.
 //!
-//! The references are the ground truth for every SIMD kernel in
-//! [`crate::kernels`]: integer parts are computed exactly (i32 block sums),
-//! float scales are applied once per block, in the order documented on each
-//! function. They favour clarity over speed and must not be called on hot paths
-//! (the kernel table has a fast scalar fallback for that).
+//! The references are the ground truth for every SIMD kernel of the kernel
+//! table ([`crate::Kernels`]): integer parts are computed exactly (i32 block
+//! sums), float scales are applied once per block, in the order documented on
+//! each function. They favour clarity over speed; the `Scalar` kernel table
+//! runs them as they are, as the exact (slow) baseline.
 //!
-//! [`QuantBlock`] is the trait generic code is written against, and
-//! [`with_block!`] is the single place where a runtime [`GgmlType`] becomes a
-//! block type.
+//! [`QuantBlock`] is the trait generic code is written against, and the
+//! crate-internal `with_block!` macro is the single place where a runtime
+//! [`GgmlType`] becomes a block type.
 
 use bytemuck::Pod;
 use dsv4_gguf::GgmlType;
 
-use crate::act::{ActBuf, ActType};
+use crate::act::{ActType, ActView};
 use crate::error::QuantError;
 
 pub mod float;
@@ -69,7 +69,7 @@ pub trait QuantBlock: Pod + std::fmt::Debug + Send + Sync + 'static {
 
     /// Row `t` of `buf` in this type's activation format, or `None` if `buf`
     /// holds another format or fewer rows.
-    fn act_row(buf: &ActBuf, t: usize) -> Option<Self::Act<'_>>;
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<Self::Act<'a>>;
 }
 
 /// Runs `$body` with `$B` bound to the block type of `$ty`, or evaluates `$other`

@@ -20,7 +20,7 @@ use bytemuck::{Pod, Zeroable};
 use dsv4_gguf::GgmlType;
 
 use super::{QK8_0, QuantBlock};
-use crate::act::{ActBuf, ActType, Q8_0Row};
+use crate::act::{ActType, ActView, Q8_0Row};
 use crate::tables::{KVALUES_MXFP4, e8m0_to_f32_half};
 
 /// One MXFP4 block.
@@ -102,7 +102,7 @@ impl QuantBlock for BlockMxfp4 {
     const ACT: ActType = ActType::Q8_0;
     type Act<'a> = Q8_0Row<'a>;
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<Self::Act<'_>> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<Self::Act<'a>> {
         buf.row_q8_0(t)
     }
 

@@ -20,7 +20,7 @@ use dsv4_gguf::GgmlType;
 
 use super::kq::{Qkx2Params, make_qkx2_quants};
 use super::{QK_K, QuantBlock, f16_le, f16_to_le, nearest_int};
-use crate::act::{ActBuf, ActType, Q8KRow};
+use crate::act::{ActType, ActView, Q8KRow};
 
 /// One Q4_K super-block.
 #[repr(C)]
@@ -158,7 +158,7 @@ impl QuantBlock for BlockQ4K {
     const ACT: ActType = ActType::Q8_K;
     type Act<'a> = Q8KRow<'a>;
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<Self::Act<'_>> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<Self::Act<'a>> {
         buf.row_q8k(t)
     }
 

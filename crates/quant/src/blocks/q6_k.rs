@@ -20,7 +20,7 @@ use bytemuck::{Pod, Zeroable};
 use dsv4_gguf::GgmlType;
 
 use super::{QK_K, QuantBlock, f16_le};
-use crate::act::{ActBuf, ActType, Q8KRow};
+use crate::act::{ActType, ActView, Q8KRow};
 
 /// One Q6_K super-block.
 #[repr(C)]
@@ -57,7 +57,7 @@ impl QuantBlock for BlockQ6K {
     const ACT: ActType = ActType::Q8_K;
     type Act<'a> = Q8KRow<'a>;
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<Self::Act<'_>> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<Self::Act<'a>> {
         buf.row_q8k(t)
     }
 

@@ -18,7 +18,7 @@ use bytemuck::{Pod, Zeroable};
 use dsv4_gguf::GgmlType;
 
 use super::{QK8_0, QuantBlock, f16_le, f16_to_le, roundf};
-use crate::act::{ActBuf, ActType, Q8_0Row};
+use crate::act::{ActType, ActView, Q8_0Row};
 
 /// One Q8_0 block.
 #[repr(C)]
@@ -82,7 +82,7 @@ impl QuantBlock for BlockQ8_0 {
     const ACT: ActType = ActType::Q8_0;
     type Act<'a> = Q8_0Row<'a>;
 
-    fn act_row(buf: &ActBuf, t: usize) -> Option<Self::Act<'_>> {
+    fn act_row<'a>(buf: &ActView<'a>, t: usize) -> Option<Self::Act<'a>> {
         buf.row_q8_0(t)
     }
 

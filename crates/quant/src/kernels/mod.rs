@@ -13,13 +13,33 @@
 //! Per-type entries come from [`with_block!`]: the runtime type picks a block
 //! type once, and each ISA module supplies that type's entries through its
 //! `*Block` trait (generic code underneath).
+//!
+//! How the matmuls are organised (all ISAs): weight rows are the outer loop
+//! and activation rows are processed in tiles (up to 4 tokens with AVX2, 8
+//! with AVX-512) while a decoded weight block sits in registers, so each
+//! weight byte comes from memory once per call and batches cost little more
+//! than one token while the matmul is bandwidth bound.
+//! - Q8_0, Q4_0, MXFP4 (× Q8_0): blocks decode to 32 signed bytes; AVX2 uses
+//!   ggml's sign trick (`maddubs(|w|, ±a)`), AVX-512 VNNI one `dpbusd` per
+//!   block pair and token on `a + 128` codes with a per-block correction.
+//! - Q2_K, Q4_K, Q6_K, IQ2_XXS (× Q8_K): up to 4 tokens use fused per-type
+//!   kernels that decode each 32-element chunk into registers (decode, n = 1);
+//!   more tokens first unpack a group of rows into a common L1/L2-resident form
+//!   ([`unpack`]: unsigned codes, pre-broadcast sub-block scales, bias/min
+//!   multipliers) and run one integer kernel over it (batched decode and
+//!   prefill), so the unpacking is paid once per row, not once per token.
+//! - F32, F16, BF16 (× f32): conversion on load (F16C, shifts), two weight
+//!   rows per pass when there are several tokens.
+//!
+//! The integer block sums are exact in every variant; only the f32
+//! accumulation order differs from the scalar reference.
 
 use std::fmt;
 use std::ops::Range;
 
 use dsv4_gguf::GgmlType;
 
-use crate::act::{ActBuf, ActType, act_type_for};
+use crate::act::{ActBuf, ActType, ActView, act_type_for};
 use crate::blocks::{WEIGHT_TYPES, slot_of, with_block};
 use crate::error::QuantError;
 use crate::out::OutCols;
@@ -140,7 +160,7 @@ pub(crate) struct MatmulJob<'a> {
     /// Elements per row.
     pub k: usize,
     /// Activations, in the weight type's format, `k` per row.
-    pub act: &'a ActBuf,
+    pub act: ActView<'a>,
 }
 
 /// A validated float-weight matmul with f32 activations `x: [n, x_stride]`.
@@ -225,7 +245,10 @@ fn scalar_common() -> CommonFns {
 /// The (matmul, dequantize) entries of `ty` for `isa`. `isa` must be compiled
 /// for this target (callers only pass available ISAs).
 fn slot_entries(isa: Isa, vnni: bool, ty: GgmlType) -> (MatmulFn, DequantFn) {
+    // `vnni` only selects between AVX-512 variants.
     let _ = vnni;
+    // Every WEIGHT_TYPES entry has a block type, so the fallback arm below is
+    // never taken; it keeps the table total without a panic.
     let scalar_f32: (MatmulFn, DequantFn) = (
         scalar::matmul::<crate::blocks::F32Elem>,
         scalar::dequant::<crate::blocks::F32Elem>,
@@ -411,18 +434,23 @@ impl Kernels {
         if act.n() == 0 || rows.is_empty() {
             return Ok(());
         }
-        let job = MatmulJob {
-            w,
-            row_bytes,
-            nrows: rows.len(),
-            k,
-            act,
-        };
-        // SAFETY: ISA availability was checked when the table was built; the
-        // job's shapes were validated above (weights hold `nrows` rows of
-        // `row_bytes`, activations are `n × k` in the paired format, the output
-        // window is `n × nrows`).
-        unsafe { (self.matmul[slot])(&job, out) };
+        let chunk = token_chunk(k, if expected == ActType::F32 { 4 } else { 1 });
+        for t0 in (0..act.n()).step_by(chunk) {
+            let nt = chunk.min(act.n() - t0);
+            let job = MatmulJob {
+                w,
+                row_bytes,
+                nrows: rows.len(),
+                k,
+                act: act.view(t0..t0 + nt),
+            };
+            let mut sub = out.sub_rows(t0, nt);
+            // SAFETY: ISA availability was checked when the table was built;
+            // the job's shapes were validated above (weights hold `nrows` rows
+            // of `row_bytes`, activations are `nt × k` in the paired format,
+            // the output window is `nt × nrows`).
+            unsafe { (self.matmul[slot])(&job, &mut sub) };
+        }
         Ok(())
     }
 
@@ -448,17 +476,23 @@ impl Kernels {
         }
         let nrows = rows.len();
         if let Some(fi) = float_index(ty) {
-            let job = FloatJob {
-                w,
-                row_bytes,
-                nrows,
-                k,
-                x,
-                x_stride: k,
-                n,
-            };
-            // SAFETY: ISA checked at construction; shapes validated above.
-            unsafe { (self.common.float_mm[fi])(&job, out) };
+            let chunk = token_chunk(k, 4);
+            for t0 in (0..n).step_by(chunk) {
+                let nt = chunk.min(n - t0);
+                let xs = &x[t0 * k..(t0 + nt) * k];
+                let job = FloatJob {
+                    w,
+                    row_bytes,
+                    nrows,
+                    k,
+                    x: xs,
+                    x_stride: k,
+                    n: nt,
+                };
+                let mut sub = out.sub_rows(t0, nt);
+                // SAFETY: ISA checked at construction; shapes validated above.
+                unsafe { (self.common.float_mm[fi])(&job, &mut sub) };
+            }
             return Ok(());
         }
         // Dequantize a few rows at a time into f32 and run the F32 kernel.
@@ -557,6 +591,17 @@ impl Kernels {
         unsafe { (self.common.bf16)(src, dst) };
         Ok(())
     }
+}
+
+/// Tokens processed per pass over the weights when a batch is long: enough
+/// that the activations of one pass (`tokens · k · elem_bytes`) stay within
+/// about 256 KiB of L2 while every weight row streams over them. Short
+/// batches (the usual decode case) are one pass, so each weight byte is read
+/// from memory once; long prefill batches read the weights once per chunk,
+/// which costs little because they are compute bound.
+fn token_chunk(k: usize, elem_bytes: usize) -> usize {
+    let fit = (256 << 10) / (k * elem_bytes).max(1);
+    (fit / 8 * 8).max(16)
 }
 
 fn check_len(

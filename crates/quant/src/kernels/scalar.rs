@@ -19,7 +19,7 @@ pub(crate) fn matmul<B: QuantBlock>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) 
         let blocks: &[B] = bytemuck::cast_slice(bytes);
         for t in 0..job.act.n() {
             // `Kernels::matmul` checked the activation format and row count.
-            let v = B::act_row(job.act, t).map_or(0.0, |a| B::dot_ref(blocks, a));
+            let v = B::act_row(&job.act, t).map_or(0.0, |a| B::dot_ref(blocks, a));
             out.row_mut(t)[r] = v;
         }
     }

@@ -172,7 +172,10 @@ pub(crate) unsafe fn row_pair_tile<L: FLoad, const T: usize>(
     while i + 8 <= k {
         // SAFETY: elements `i .. i + 8` exist in both rows and every x.
         unsafe {
-            let w = [L::load8(rows[0].add(i * L::ELEM)), L::load8(rows[1].add(i * L::ELEM))];
+            let w = [
+                L::load8(rows[0].add(i * L::ELEM)),
+                L::load8(rows[1].add(i * L::ELEM)),
+            ];
             for t in 0..T {
                 let x = _mm256_loadu_ps(xs[t].add(i));
                 acc[0][t] = _mm256_fmadd_ps(w[0], x, acc[0][t]);

@@ -184,7 +184,8 @@ pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCol
         // SAFETY: row `r` lies inside the validated weights.
         let row = unsafe { base.add(r * job.row_bytes) };
         for_token_tiles!(n, |t0, T| {
-            let q: [*const i8; T] = std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
+            let q: [*const i8; T] =
+                std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
             let d: [*const f32; T] = std::array::from_fn(|i| dplane[(t0 + i) * nb..].as_ptr());
             // Tiles start at multiples of 4 except the 3-2-1 tail, whose
             // tokens sit in the last panel tile at lanes `t0 % 4 ..`.
@@ -338,7 +339,12 @@ pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCol
     if job.n > 1 {
         while r + 2 <= job.nrows {
             // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
-            let rows = unsafe { [base.add(r * job.row_bytes), base.add((r + 1) * job.row_bytes)] };
+            let rows = unsafe {
+                [
+                    base.add(r * job.row_bytes),
+                    base.add((r + 1) * job.row_bytes),
+                ]
+            };
             for_token_tiles!(job.n, |t0, T| {
                 let xs: [*const f32; T] =
                     std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());

@@ -139,13 +139,19 @@ const fn build_sign_tables() -> ([u8; 32], [u8; 32]) {
 pub(crate) fn iq2_signs(b: u32) -> __m256i {
     // SAFETY: both tables are 32 readable bytes.
     let (ctrl, mask) = unsafe {
-        (_mm256_loadu_si256(SIGN_CTRL.as_ptr().cast()), _mm256_loadu_si256(SIGN_MASK.as_ptr().cast()))
+        (
+            _mm256_loadu_si256(SIGN_CTRL.as_ptr().cast()),
+            _mm256_loadu_si256(SIGN_MASK.as_ptr().cast()),
+        )
     };
     let bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(b as i32), ctrl);
     let m = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask);
     // Count the negatives among the seven stored signs of each 8-byte group;
     // an odd count makes the eighth element negative.
-    let cnt = _mm256_sad_epu8(_mm256_and_si256(m, _mm256_set1_epi8(1)), _mm256_setzero_si256());
+    let cnt = _mm256_sad_epu8(
+        _mm256_and_si256(m, _mm256_set1_epi8(1)),
+        _mm256_setzero_si256(),
+    );
     let parity = _mm256_srai_epi32::<7>(_mm256_slli_epi64::<63>(cnt));
     _mm256_or_si256(m, parity)
 }

@@ -165,7 +165,10 @@ unsafe fn float_pair_tile<L: FLoad, const T: usize>(
     while i + 16 <= k {
         // SAFETY: elements `i .. i + 16` exist in both rows and every x.
         unsafe {
-            let w = [load16::<L>(rows[0].add(i * L::ELEM)), load16::<L>(rows[1].add(i * L::ELEM))];
+            let w = [
+                load16::<L>(rows[0].add(i * L::ELEM)),
+                load16::<L>(rows[1].add(i * L::ELEM)),
+            ];
             for t in 0..T {
                 let x = _mm512_loadu_ps(xs[t].add(i));
                 acc[0][t] = _mm512_fmadd_ps(w[0], x, acc[0][t]);
@@ -203,7 +206,12 @@ pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCol
     if job.n > 1 {
         while r + 2 <= job.nrows {
             // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
-            let rows = unsafe { [base.add(r * job.row_bytes), base.add((r + 1) * job.row_bytes)] };
+            let rows = unsafe {
+                [
+                    base.add(r * job.row_bytes),
+                    base.add((r + 1) * job.row_bytes),
+                ]
+            };
             for_token_tiles8!(job.n, |t0, T| {
                 let xs: [*const f32; T] =
                     std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());

@@ -1,0 +1,146 @@
+//! A compact GB/s table for every kernel table on the host: weight bytes
+//! processed per second, best of several runs. Time is the thread's CPU time
+//! (`CLOCK_THREAD_CPUTIME_ID`), so other processes competing for the cores do
+//! not inflate it; they can still compete for memory bandwidth and caches.
+//!
+//! Columns: `dequant` (rows of 4096 into an L1 buffer, 64 MiB matrix), `n1`
+//! (matrix-vector over a 64 MiB matrix: DRAM streaming), `n1 L3` (the same
+//! over 4 MiB: in-cache compute speed), `n8`, `n16`, `n64` (batches over a
+//! 4 MiB matrix; per-token cost is the figure divided by n).
+//!
+//! Run: `cargo bench -p dsv4-quant --bench gbps [-- <filter>]`, where the
+//! optional filter keeps tables whose name contains it (`avx2`, `vnni`, ...).
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
+// One libc call to read the thread's CPU clock.
+#![allow(unsafe_code)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use dsv4_gguf::GgmlType;
+use dsv4_quant::{ActBuf, Kernels, OutCols, WEIGHT_TYPES, act_type_for};
+
+const K: usize = 4096;
+const REPS: usize = 7;
+
+fn weights(ty: GgmlType, rows: usize) -> Vec<u8> {
+    let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
+    let mut s = 0x9E37_79B9_u64 ^ u64::from(ty.id());
+    let mut w: Vec<u8> = (0..rows * row_bytes)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 32) as u8
+        })
+        .collect();
+    let offsets: &[usize] = match ty {
+        GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::IQ2_XXS => &[0],
+        GgmlType::Q2_K => &[80, 82],
+        GgmlType::Q4_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        GgmlType::F16 | GgmlType::BF16 => &[0],
+        GgmlType::F32 => &[2],
+        _ => &[],
+    };
+    for blk in w.chunks_exact_mut(ty.block_bytes() as usize) {
+        for &o in offsets {
+            blk[o + 1] = (blk[o + 1] & 0x3B) | 0x30;
+        }
+        if ty == GgmlType::MXFP4 {
+            blk[0] = 120 + (blk[0] & 7);
+        }
+    }
+    w
+}
+
+/// CPU time of this thread in seconds.
+fn cpu_time() -> f64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
+    // every POSIX system defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Best time of `REPS` runs of `f`, in seconds (CPU time, or wall time if
+/// the CPU clock is unavailable).
+fn best(mut f: impl FnMut()) -> f64 {
+    f();
+    (0..REPS)
+        .map(|_| {
+            let (c0, w0) = (cpu_time(), Instant::now());
+            f();
+            let c = cpu_time() - c0;
+            if c.is_finite() { c } else { w0.elapsed().as_secs_f64() }
+        })
+        .fold(f64::MAX, f64::min)
+}
+
+fn matmul_gbps(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
+    let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
+    let rows = w.len() / row_bytes;
+    let x: Vec<f32> = (0..n * K)
+        .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
+        .collect();
+    let mut act = ActBuf::new();
+    kern.quantize_act(act_type_for(ty).unwrap(), &x, n, K, &mut act)
+        .unwrap();
+    let mut y = vec![0.0f32; n * rows];
+    let t = best(|| {
+        let mut out = OutCols::new(&mut y, n, rows).unwrap();
+        kern.matmul(ty, w, K, 0..rows, &act, &mut out).unwrap();
+        black_box(&y);
+    });
+    w.len() as f64 / t / 1e9
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let (big, small) = (64usize << 20, 4usize << 20);
+    for kern in Kernels::all_variants() {
+        let name = kern.describe();
+        if kern.isa() == dsv4_quant::Isa::Scalar && filter.as_deref() != Some("scalar") {
+            continue;
+        }
+        if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
+            continue;
+        }
+        println!("\n### {name}: GB/s of weights (k = {K}, best of {REPS}, thread CPU time)\n");
+        println!("| type | dequant | n1 | n1 L3 | n8 | n16 | n64 |");
+        println!("|---|---:|---:|---:|---:|---:|---:|");
+        for &ty in &WEIGHT_TYPES {
+            let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
+            let w = weights(ty, big / row_bytes);
+            let mut row = vec![0.0f32; K];
+            let t = best(|| {
+                for r in w.chunks_exact(row_bytes) {
+                    kern.dequantize_row(ty, r, &mut row).unwrap();
+                    black_box(&row);
+                }
+            });
+            let deq = w.len() as f64 / t / 1e9;
+            let small_w = &w[..small / row_bytes * row_bytes];
+            let cols = [
+                matmul_gbps(&kern, ty, &w, 1),
+                matmul_gbps(&kern, ty, small_w, 1),
+                matmul_gbps(&kern, ty, small_w, 8),
+                matmul_gbps(&kern, ty, small_w, 16),
+                matmul_gbps(&kern, ty, small_w, 64),
+            ];
+            println!(
+                "| {} | {deq:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |",
+                ty.name(),
+                cols[0],
+                cols[1],
+                cols[2],
+                cols[3],
+                cols[4]
+            );
+        }
+    }
+}
