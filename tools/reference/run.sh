@@ -47,3 +47,4 @@ PY
 
 cd "$here"
 "$vpy" make.py --out "$repo/tests/fixtures/reference" --cache "$repo/.cache/reference" "$@"
+"$vpy" greedy.py --fixtures "$repo/tests/fixtures/reference"

@@ -57,7 +57,10 @@ fn weights(ty: GgmlType, rows: usize) -> Vec<u8> {
 
 /// CPU time of this thread in seconds.
 fn cpu_time() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
     // every POSIX system defines.
     let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
@@ -76,7 +79,11 @@ fn best(mut f: impl FnMut()) -> f64 {
             let (c0, w0) = (cpu_time(), Instant::now());
             f();
             let c = cpu_time() - c0;
-            if c.is_finite() { c } else { w0.elapsed().as_secs_f64() }
+            if c.is_finite() {
+                c
+            } else {
+                w0.elapsed().as_secs_f64()
+            }
         })
         .fold(f64::MAX, f64::min)
 }

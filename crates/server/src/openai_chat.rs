@@ -83,7 +83,7 @@ fn normalize_content(content: &mut Value) {
 }
 
 /// One OpenAI message into the renderer's message type.
-fn message(i: usize, mut m: Value) -> Result<ChatMessage, ApiError> {
+pub(crate) fn message(i: usize, mut m: Value) -> Result<ChatMessage, ApiError> {
     let path = format!("messages[{i}]");
     let o = m.as_object_mut().ok_or_else(|| ApiError::invalid_param(&path, format!("{path} must be an object")))?;
     let role = o.get("role").and_then(Value::as_str).unwrap_or_default().to_string();

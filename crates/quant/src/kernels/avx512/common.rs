@@ -14,10 +14,16 @@ use crate::kernels::avx2::{for_token_tiles, for_token_tiles8};
 use crate::kernels::{FloatJob, MatmulJob};
 use crate::out::OutCols;
 
-/// Activations of a Q8_0-family job rearranged for 64-byte (two-block) steps:
-/// per token, the codes (optionally with the sign bit flipped, i.e. `a + 128`
-/// as unsigned bytes, for `dpbusd`) and the scales expanded to one zmm per
-/// block pair (`d_{2b}` in lanes 0–7, `d_{2b+1}` in lanes 8–15).
+/// Activations of a Q8_0-family job rearranged for 64-byte (two-block) steps.
+///
+/// Per token and block pair `p` (blocks `2p`, `2p + 1`), the 64 codes are
+/// interleaved in 4-byte groups (`b0[0..4], b1[0..4], b0[4..8], b1[4..8], …`),
+/// matching [`interleave_pair`] on the weights, so that the 16 i32 lanes of
+/// `dpbusd`/`madd` alternate between the two blocks; the two scales are then
+/// stored as one 8-byte pair that a single `vbroadcastsd` spreads over the
+/// lanes in the same alternating order. Codes are optionally stored with the
+/// sign bit flipped (`a + 128` as unsigned bytes, for `dpbusd`). An odd last
+/// block sits alone, not interleaved, in the first 32 bytes of its pair.
 pub(crate) struct Q8Panel {
     codes: Vec<Line>,
     scales: Vec<f32>,
@@ -33,23 +39,33 @@ impl Q8Panel {
         let (n, k) = (job.act.n(), job.k);
         let nb = k / 32;
         let pairs = nb.div_ceil(2);
-        let code_stride = (64 * pairs).div_ceil(64) * 64;
-        let scale_stride = 16 * pairs;
-        let mut codes = vec![Line([0; 64]); n * code_stride / 64];
+        let code_stride = 64 * pairs;
+        let scale_stride = 2 * pairs;
+        let mut codes = vec![Line([0; 64]); n * pairs];
         let mut scales = vec![0.0f32; n * scale_stride];
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut codes);
+        let conv = |q: i8| if flip { (q as u8) ^ 0x80 } else { q as u8 };
         for t in 0..n {
             let Some(row) = job.act.row_q8_0(t) else {
                 continue;
             };
-            let dst = &mut bytes[t * code_stride..t * code_stride + k];
-            for (o, &q) in dst.iter_mut().zip(row.qs) {
-                *o = if flip { (q as u8) ^ 0x80 } else { q as u8 };
+            let dst = &mut bytes[t * code_stride..(t + 1) * code_stride];
+            for p in 0..pairs {
+                let out = &mut dst[64 * p..64 * p + 64];
+                if 2 * p + 1 < nb {
+                    for g in 0..8 {
+                        for j in 0..4 {
+                            out[8 * g + j] = conv(row.qs[64 * p + 4 * g + j]);
+                            out[8 * g + 4 + j] = conv(row.qs[64 * p + 32 + 4 * g + j]);
+                        }
+                    }
+                } else {
+                    for j in 0..32 {
+                        out[j] = conv(row.qs[64 * p + j]);
+                    }
+                }
             }
-            let sd = &mut scales[t * scale_stride..(t + 1) * scale_stride];
-            for (b, &d) in row.d.iter().enumerate() {
-                sd[16 * (b / 2) + 8 * (b % 2)..][..8].fill(d);
-            }
+            scales[t * scale_stride..t * scale_stride + nb].copy_from_slice(row.d);
         }
         Q8Panel {
             codes,
@@ -65,19 +81,35 @@ impl Q8Panel {
         b[t * self.code_stride..].as_ptr()
     }
 
-    /// Expanded scales of token `t`.
+    /// Scales of token `t` (two per block pair, in block order).
     pub(crate) fn scales(&self, t: usize) -> *const f32 {
         self.scales[t * self.scale_stride..].as_ptr()
     }
 }
 
-/// Two f32 scales as one zmm: `a` in lanes 0–7, `b` in lanes 8–15.
+/// Two blocks' i8 values interleaved in 4-byte groups (see [`Q8Panel`]).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) fn pair_ps(a: f32, b: f32) -> __m512 {
-    let lo = _mm512_castps256_ps512(_mm256_set1_ps(a));
-    let hi = _mm256_castps_pd(_mm256_set1_ps(b));
-    _mm512_castpd_ps(_mm512_insertf64x4::<1>(_mm512_castps_pd(lo), hi))
+pub(crate) fn interleave_pair(w0: __m256i, w1: __m256i) -> __m512i {
+    let idx = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    _mm512_permutexvar_epi32(idx, join(w0, w1))
+}
+
+/// Two f32 scales alternating over 16 lanes: `a, b, a, b, …`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) fn alternate_ps(a: f32, b: f32) -> __m512 {
+    let bits = u64::from(a.to_bits()) | (u64::from(b.to_bits()) << 32);
+    _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits(bits)))
+}
+
+/// The pair of scales at `p` (8 readable bytes) alternating over 16 lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn alternate_at(p: *const f32) -> __m512 {
+    // SAFETY: the caller guarantees two readable floats at `p`.
+    let pair = unsafe { p.cast::<f64>().read_unaligned() };
+    _mm512_castpd_ps(_mm512_set1_pd(pair))
 }
 
 /// Two 256-bit halves as one zmm.

@@ -3,7 +3,7 @@
 //! `dpwssd`).
 //!
 //! Q8_0 family (Q8_0, Q4_0, MXFP4 × Q8_0): two blocks per zmm, up to eight
-//! tokens per weight row pass. The activations are first rearranged into a
+//! tokens per weight row pass (a single token uses the AVX2 kernel). The activations are first rearranged into a
 //! [`Q8Panel`] (once per call). With VNNI the codes are stored as `a + 128`
 //! (unsigned) so one `dpbusd` gives `Σ (a + 128) w`; the `128 Σ w` term is a
 //! per-row-block correction computed once and preloaded into the accumulator,
@@ -90,7 +90,7 @@ macro_rules! int_kernels {
             use crate::kernels::avx2::q8_0fam::{Dec32, hsum_ps};
             use crate::kernels::avx2::q8k::{Avx2Unpack, Q8KTok};
             use crate::kernels::avx2::{for_token_tiles8, q8k_tokens, unpack_row};
-            use crate::kernels::avx512::common::{Q8Panel, join, pair_ps};
+            use crate::kernels::avx512::common::{Q8Panel, alternate_at, alternate_ps, interleave_pair};
             use crate::kernels::unpack::SbUnpacked;
             use crate::out::OutCols;
 
@@ -108,19 +108,18 @@ macro_rules! int_kernels {
                 let mut acc = [_mm512_setzero_ps(); T];
                 for p in 0..nb / 2 {
                     // SAFETY: blocks `2p`, `2p + 1` exist; every token has
-                    // `64 · (p + 1)` panel codes and `16 · (p + 1)` scales.
+                    // `64 · (p + 1)` panel codes and `2 · (p + 1)` scales.
                     unsafe {
                         let (w0, d0) = D::load(row.add(2 * p * D::BYTES));
                         let (w1, d1) = D::load(row.add((2 * p + 1) * D::BYTES));
-                        let w = join(w0, w1);
-                        let dw = pair_ps(d0, d1);
+                        let w = interleave_pair(w0, w1);
+                        let dw = alternate_ps(d0, d1);
                         let prep = q8_prep!($kind, w);
                         for t in 0..T {
                             let a = _mm512_loadu_si512(codes[t].add(64 * p).cast());
                             let sums = q8_step!($kind, prep, a);
                             let wd = _mm512_mul_ps(_mm512_cvtepi32_ps(sums), dw);
-                            acc[t] =
-                                _mm512_fmadd_ps(wd, _mm512_loadu_ps(scales[t].add(16 * p)), acc[t]);
+                            acc[t] = _mm512_fmadd_ps(wd, alternate_at(scales[t].add(2 * p)), acc[t]);
                         }
                     }
                 }
@@ -131,13 +130,14 @@ macro_rules! int_kernels {
                 if nb % 2 == 1 {
                     let b = nb - 1;
                     // SAFETY: block `b` exists; its panel codes are the first
-                    // 32 bytes of pair `b / 2` and its scale lane 0 of it.
+                    // 32 bytes of pair `b / 2` (not interleaved) and its scale
+                    // is scale `b` of the token.
                     unsafe {
                         let (w, d) = D::load(row.add(b * D::BYTES));
                         for t in 0..T {
                             let a = _mm256_loadu_si256(codes[t].add(64 * (b / 2)).cast());
                             let sums = _mm256_cvtepi32_ps(q8_tail!($kind, w, a));
-                            out[t] += hsum_ps(sums) * (d * *scales[t].add(16 * (b / 2)));
+                            out[t] += hsum_ps(sums) * (d * *scales[t].add(b));
                         }
                     }
                 }
@@ -148,6 +148,15 @@ macro_rules! int_kernels {
             #[target_feature(enable = $feat)]
             pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
                 let n = job.act.n();
+                if n == 1 {
+                    // A single token cannot amortise the per-block-pair set-up
+                    // of the 512-bit path (measured slower than AVX2 at n = 1
+                    // on Zen 4, where zmm µops are double-pumped); decode is
+                    // memory bound either way.
+                    // SAFETY: AVX2/FMA/F16C are implied by this module's features.
+                    unsafe { crate::kernels::avx2::matmul_q8_0::<D>(job, out) };
+                    return;
+                }
                 let nb = job.k / 32;
                 let panel = Q8Panel::new(job, flip!($kind));
                 let base = job.w.as_ptr();
