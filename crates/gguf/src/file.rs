@@ -49,6 +49,8 @@ pub enum Advice {
     Random,
     /// Pages will be needed soon; start reading them.
     WillNeed,
+    /// Back the range with transparent huge pages where the kernel allows it.
+    HugePage,
 }
 
 impl GgufFile {

@@ -29,6 +29,10 @@ pub(crate) fn advise_range(map: &Mmap, start: usize, len: usize, advice: Advice)
             Advice::Sequential => memmap2::Advice::Sequential,
             Advice::Random => memmap2::Advice::Random,
             Advice::WillNeed => memmap2::Advice::WillNeed,
+            #[cfg(target_os = "linux")]
+            Advice::HugePage => memmap2::Advice::HugePage,
+            #[cfg(not(target_os = "linux"))]
+            Advice::HugePage => return,
         };
         // madvise needs a page-aligned start: round down.
         let page = 4096usize;

@@ -56,14 +56,52 @@ impl Model {
         let weights = Weights::bind(&file, &cfg)?;
         let rope_main = RopeTable::plain(cfg.rope_base, cfg.rope_dim);
         let rope_compress = RopeTable::yarn(cfg.compress_rope_base, cfg.rope_dim, &cfg.yarn);
-        Ok(Model {
+        let model = Model {
             file,
             cfg,
             weights,
             rope_main,
             rope_compress,
             opts,
-        })
+        };
+        model.advise();
+        Ok(model)
+    }
+
+    /// Tells the OS how the weights are read: routed experts in no particular
+    /// order (read-ahead would waste bandwidth on unused experts), everything
+    /// else sequentially; huge pages where the kernel supports them for files.
+    fn advise(&self) {
+        use dsv4_gguf::Advice;
+        let f = &self.file;
+        for t in f.tensors() {
+            let expert = t.name.contains("_exps.");
+            f.advise(
+                t,
+                if expert {
+                    Advice::Random
+                } else {
+                    Advice::Sequential
+                },
+            );
+            f.advise(t, Advice::HugePage);
+        }
+    }
+
+    /// Reads every weight page once so the first tokens do not wait on the disk;
+    /// `progress(done, total)` is called with bytes as it goes. Returns a
+    /// checksum of the touched bytes (so the reads are not optimised away).
+    pub fn warm(&self, mut progress: impl FnMut(u64, u64)) -> u64 {
+        let f = &self.file;
+        let total: u64 = f.tensors().iter().map(|t| t.size_bytes).sum();
+        let (mut done, mut sum) = (0u64, 0u64);
+        for t in f.tensors() {
+            f.advise(t, dsv4_gguf::Advice::WillNeed);
+            sum = sum.wrapping_add(f.touch(t));
+            done += t.size_bytes;
+            progress(done, total);
+        }
+        sum
     }
 
     /// The underlying file.

@@ -4,7 +4,9 @@
 //! `d16` after it:
 //! - Q8_0: `|x − x̂| ≤ d/2 + 127·|d − d16| + 2⁻²⁰·amax` (round to nearest code,
 //!   plus the scale's f16 rounding seen through the largest code);
-//! - Q8_K: `|x − x̂| ≤ |d|/2 · (1 + 2⁻²⁰)` (f32 scale, no rounding);
+//! - Q8_K: `|x − x̂| ≤ |d| · (0.5 + 300 · 2⁻²⁴)` (half a step, plus the f32
+//!   roundings of `iscale · x`, of `d = 1/iscale` and of `d · q`, each at most
+//!   127 half-ulps in units of `d`);
 //! - Q4_0: `|x − x̂| ≤ |d16| + 8·|d − d16|` (codes are rounded half up, and
 //!   the positive extreme `−max` is clamped from code 16 to 15);
 //! - Q4_K / Q2_K: ggml's quantizers are heuristic searches with 6-bit / 4-bit
@@ -75,7 +77,7 @@ proptest! {
         let b: &BlockQ8K = &b[0];
         let mut y = [0.0f32; 256];
         b.dequantize(&mut y);
-        let bound = b.d.abs() / 2.0 * (1.0 + 2f32.powi(-20));
+        let bound = b.d.abs() * (0.5 + 300.0 * 2f32.powi(-24));
         for (a, r) in x.iter().zip(&y) {
             prop_assert!((a - r).abs() <= bound, "x {a} -> {r}, bound {bound}");
         }

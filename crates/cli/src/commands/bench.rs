@@ -47,6 +47,9 @@ pub(crate) struct Args {
     /// QAT simulation.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub(crate) qat_sim: String,
+    /// Page the model in before measuring (with a progress bar).
+    #[arg(long)]
+    pub(crate) warm: bool,
     /// Write the rows as CSV.
     #[arg(long)]
     pub(crate) csv: Option<PathBuf>,

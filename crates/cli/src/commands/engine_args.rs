@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use dsv4_engine::{Engine, EngineConfig, KvFormat};
+use dsv4_engine::{Engine, EngineConfig, Kernels, KvFormat, tokenizer_for};
+use dsv4_model::{CpuBackend, CpuOptions, Model, ModelOptions};
 
 use super::common::CpuArgs;
 
@@ -32,6 +33,10 @@ pub(crate) struct EngineArgs {
     /// Run even if the memory plan does not fit in RAM.
     #[arg(long)]
     pub(crate) no_mem_check: bool,
+    /// Read the whole model into the page cache at start (progress bar), so the
+    /// first tokens do not wait on the disk.
+    #[arg(long)]
+    pub(crate) warm: bool,
     #[command(flatten)]
     pub(crate) cpu: CpuArgs,
 }
@@ -78,6 +83,42 @@ impl EngineArgs {
         let Some(path) = &self.model else {
             bail!("{NO_MODEL}")
         };
-        Engine::open(path, cfg).with_context(|| format!("loading {}", path.display()))
+        let model = Model::load(
+            path,
+            ModelOptions {
+                qat_sim: cfg.qat_sim,
+            },
+        )
+        .with_context(|| format!("loading {}", path.display()))?;
+        if self.warm {
+            warm(&model);
+        }
+        let tok = tokenizer_for(model.file(), model.cfg.n_vocab)?;
+        let kernels = cfg.kernels.unwrap_or_else(Kernels::detect);
+        let be = CpuBackend::new(
+            kernels,
+            CpuOptions {
+                threads: cfg.threads,
+                exact: cfg.exact,
+                kv_format: cfg.kv_format,
+                raw_history: 0,
+            },
+        )?;
+        Engine::start(model, be, tok, cfg)
+            .with_context(|| format!("starting the engine on {}", path.display()))
     }
+}
+
+/// Pages the model in with a progress bar.
+pub(crate) fn warm(model: &Model) {
+    let total: u64 = model.file().tensors().iter().map(|t| t.size_bytes).sum();
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "warming {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    model.warm(|done, _| bar.set_position(done));
+    bar.finish_and_clear();
 }
