@@ -136,6 +136,28 @@ impl RowStore {
         self.n -= n;
     }
 
+    /// Rows `[start, end)` without decoding, when stored as f32 (row-major).
+    pub fn rows_f32(&self, start: usize, end: usize) -> Option<&[f32]> {
+        (self.enc == Enc::F32 && start <= end && end <= self.n)
+            .then(|| &self.f32s[start * self.dim..end * self.dim])
+    }
+
+    /// Rows `[start, end)` as f32: borrowed when stored as f32, decoded otherwise.
+    pub fn rows_cow(&self, start: usize, end: usize) -> std::borrow::Cow<'_, [f32]> {
+        match self.rows_f32(start, end) {
+            Some(s) => std::borrow::Cow::Borrowed(s),
+            None => {
+                let end = end.min(self.n);
+                let start = start.min(end);
+                let mut v = vec![0.0f32; (end - start) * self.dim];
+                for (j, i) in (start..end).enumerate() {
+                    self.read(i, &mut v[j * self.dim..(j + 1) * self.dim]);
+                }
+                std::borrow::Cow::Owned(v)
+            }
+        }
+    }
+
     /// Row `i` without decoding, when stored as f32.
     pub fn row_f32(&self, i: usize) -> Option<&[f32]> {
         (self.enc == Enc::F32 && i < self.n).then(|| &self.f32s[i * self.dim..(i + 1) * self.dim])

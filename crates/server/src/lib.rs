@@ -143,6 +143,38 @@ impl App {
     }
 }
 
+/// Runs a whole server from a synchronous caller (the `dsv4 serve` command):
+/// binds `host:port` first (so `/health` answers 503 while the model loads),
+/// reports the address through `on_listen`, loads the model with `load` on a
+/// separate thread (reporting through `on_ready`), and serves until Ctrl-C.
+pub fn run_blocking(
+    cfg: ServerConfig,
+    host: &str,
+    port: u16,
+    load: impl FnOnce() -> Result<Engine, String> + Send + 'static,
+    on_listen: impl FnOnce(std::net::SocketAddr),
+    on_ready: impl FnOnce(Result<(), String>) + Send + 'static,
+) -> Result<(), ServerError> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("dsv4-http").build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind((host, port)).await?;
+        on_listen(listener.local_addr()?);
+        let app = App::new(cfg);
+        let loader = app.clone();
+        std::thread::Builder::new().name("dsv4-load".into()).spawn(move || {
+            let result = load().and_then(|engine| loader.set_engine(Arc::new(engine)).map_err(|e| e.to_string()));
+            if let Err(e) = &result {
+                loader.set_load_error(e.clone());
+            }
+            on_ready(result);
+        })?;
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        serve(listener, &app, shutdown).await
+    })
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,

@@ -6,14 +6,18 @@
 use rayon::prelude::*;
 
 use super::CpuBackend;
+use super::sparse::{self, LayerKeys};
 use crate::backend::{RowMeta, Trace};
 use crate::config::{LayerKind, ModelConfig};
-use crate::error::Result;
+use crate::error::{ModelError, Result};
 use crate::kv::{Compressed, SessionState};
 use crate::model::Model;
 use crate::numerics::{fp4_roundtrip, fp8_roundtrip, hadamard, rms_norm, rms_norm_unweighted};
 use crate::rope::{self, RopeTable};
 use crate::weights::{CompressorWeights, LayerWeights};
+
+/// Heads attended per work item (parallel granularity of the core attention).
+const HEAD_BLOCK: usize = 16;
 
 /// FP8 KV simulation block (model-spec §2.4).
 const KV_FP8_BLOCK: usize = 64;
@@ -213,120 +217,6 @@ fn update_states(
     }
 }
 
-/// Keys one query attends: raw window rows and chosen compressed rows, as f32.
-struct Keys {
-    /// `[m, hd]`.
-    data: Vec<f32>,
-    m: usize,
-}
-
-/// Reads a row of a store as f32 into `dst`.
-fn read_row(store: &crate::kv::RowStore, i: usize, dst: &mut [f32]) {
-    match store.row_f32(i) {
-        Some(r) => dst.copy_from_slice(r),
-        None => store.read(i, dst),
-    }
-}
-
-/// The lightning indexer: top-k compressed rows for a query at `pos`.
-fn select(
-    cfg: &ModelConfig,
-    st: &SessionState,
-    layer: usize,
-    iq: &[f32],
-    iw: &[f32],
-    pos: usize,
-) -> Vec<u32> {
-    let Some(ix) = st.layers[layer].index.as_ref() else {
-        return Vec::new();
-    };
-    let ratio = cfg.layers[layer].ratio;
-    let n_vis = ((pos + 1) / ratio).min(ix.rows.len());
-    let topk = cfg.index_topk.min(n_vis);
-    if topk == n_vis {
-        return (0..n_vis as u32).collect();
-    }
-    let ihd = cfg.index_head_dim;
-    let mut key = vec![0.0f32; ihd];
-    let mut scores: Vec<(f32, u32)> = (0..n_vis)
-        .map(|s| {
-            read_row(&ix.rows, s, &mut key);
-            let mut total = 0.0f32;
-            for (h, q) in iq.chunks(ihd).enumerate() {
-                let dot: f32 = q.iter().zip(&key).map(|(a, b)| a * b).sum();
-                total += iw[h] * dot.max(0.0);
-            }
-            (total, s as u32)
-        })
-        .collect();
-    scores.select_nth_unstable_by(topk - 1, |a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut sel: Vec<u32> = scores[..topk].iter().map(|&(_, s)| s).collect();
-    sel.sort_unstable();
-    sel
-}
-
-fn gather_keys(
-    cfg: &ModelConfig,
-    st: &SessionState,
-    layer: usize,
-    pos: usize,
-    selected: &[u32],
-) -> Keys {
-    let hd = cfg.head_dim;
-    let ls = &st.layers[layer];
-    let from = pos.saturating_sub(cfg.window - 1);
-    let mut idx_raw: Vec<usize> = Vec::with_capacity(cfg.window);
-    for p in from..=pos {
-        if let Some(i) = ls.raw.index_of(p) {
-            idx_raw.push(i);
-        }
-    }
-    let comp_rows: Vec<usize> = match (cfg.layers[layer].kind, ls.comp.as_ref()) {
-        (LayerKind::Hca, Some(c)) => {
-            (0..((pos + 1) / cfg.layers[layer].ratio).min(c.rows.len())).collect()
-        }
-        (LayerKind::Csa, Some(_)) => selected.iter().map(|&s| s as usize).collect(),
-        _ => Vec::new(),
-    };
-    let m = idx_raw.len() + comp_rows.len();
-    let mut data = vec![0.0f32; m * hd];
-    for (j, &i) in idx_raw.iter().enumerate() {
-        read_row(&ls.raw.rows, i, &mut data[j * hd..(j + 1) * hd]);
-    }
-    if let Some(c) = ls.comp.as_ref() {
-        for (j, &i) in comp_rows.iter().enumerate() {
-            let o = (idx_raw.len() + j) * hd;
-            read_row(&c.rows, i, &mut data[o..o + hd]);
-        }
-    }
-    Keys { data, m }
-}
-
-/// Softmax attention of one head over `keys` with a sink (model-spec §5.5).
-fn attend_head(q: &[f32], keys: &Keys, sink: f32, scale: f32, out: &mut [f32]) {
-    let hd = q.len();
-    let mut logits = Vec::with_capacity(keys.m);
-    let mut mx = sink;
-    for k in keys.data.chunks_exact(hd) {
-        let l = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
-        mx = mx.max(l);
-        logits.push(l);
-    }
-    let mut den = (sink - mx).exp();
-    out.fill(0.0);
-    for (l, k) in logits.iter().zip(keys.data.chunks_exact(hd)) {
-        let p = (l - mx).exp();
-        den += p;
-        for (o, &v) in out.iter_mut().zip(k) {
-            *o += p * v;
-        }
-    }
-    let inv = 1.0 / den;
-    for o in out.iter_mut() {
-        *o *= inv;
-    }
-}
-
 /// The attention sub-layer (see [`crate::backend::Backend::attention`]).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn attention(
@@ -346,48 +236,69 @@ pub(super) fn attention(
     let p = project(be, model, layer, lw, a, rows)?;
     update_states(model, layer, lw, &p, rows, states);
 
-    // Indexer selections and key sets per row (read-only from here on).
+    // Key views per session (read-only from here on), built once per call.
     let states_ro: Vec<&SessionState> = states.iter().map(|s| &**s).collect();
+    let mut span: Vec<Option<(usize, usize)>> = vec![None; states_ro.len()];
+    for r in rows {
+        let e = span[r.seq].get_or_insert((r.pos, r.pos));
+        e.0 = e.0.min(r.pos);
+        e.1 = e.1.max(r.pos);
+    }
+    let keys: Vec<Option<LayerKeys<'_>>> = span
+        .iter()
+        .enumerate()
+        .map(|(s, sp)| sp.map(|(lo, hi)| LayerKeys::new(cfg, states_ro[s], layer, lo, hi)))
+        .collect();
+    let key_of = |i: usize| {
+        keys[rows[i].seq]
+            .as_ref()
+            .ok_or_else(|| ModelError::Batch("row without a session".into()))
+    };
+    let kern = &be.kernels;
+
+    // Indexer selections per row.
     let (ih, ihd) = (cfg.index_n_head, cfg.index_head_dim);
     let csa = cfg.layers[layer].kind == LayerKind::Csa;
     let selections: Vec<Vec<u32>> = (0..n)
         .into_par_iter()
         .map(|i| {
-            let r = rows[i];
             if !csa {
-                return Vec::new();
+                return Ok(Vec::new());
             }
-            select(
-                cfg,
-                states_ro[r.seq],
-                layer,
+            let (iq, iw) = (
                 &p.iq[i * ih * ihd..(i + 1) * ih * ihd],
                 &p.iw[i * ih..(i + 1) * ih],
-                r.pos,
-            )
+            );
+            sparse::select(kern, cfg, key_of(i)?, iq, iw, rows[i].pos)
         })
-        .collect();
-    let keys: Vec<Keys> = (0..n)
-        .into_par_iter()
-        .map(|i| {
-            gather_keys(
-                cfg,
-                states_ro[rows[i].seq],
-                layer,
-                rows[i].pos,
-                &selections[i],
-            )
-        })
-        .collect();
+        .collect::<Result<_>>()?;
 
-    // Core attention per (row, head).
-    let scale = 1.0 / (hd as f32).sqrt();
+    // Core attention per (row, block of heads).
+    let hb = (1..=HEAD_BLOCK.min(h))
+        .rev()
+        .find(|d| h.is_multiple_of(*d))
+        .unwrap_or(1);
     let mut o = vec![0.0f32; n * h * hd]; // [n, H, hd]
-    o.par_chunks_mut(hd).enumerate().for_each(|(ih_, dst)| {
-        let (i, head) = (ih_ / h, ih_ % h);
-        let q = &p.q[(i * h + head) * hd..(i * h + head + 1) * hd];
-        attend_head(q, &keys[i], lw.sinks[head], scale, dst);
-    });
+    o.par_chunks_mut(hb * hd)
+        .enumerate()
+        .map(|(item, dst)| {
+            let per_row = h.div_ceil(hb);
+            let (i, b) = (item / per_row, item % per_row);
+            let heads = b * hb..((b + 1) * hb).min(h);
+            let q = &p.q[(i * h + heads.start) * hd..(i * h + heads.end) * hd];
+            sparse::attend(
+                kern,
+                cfg,
+                key_of(i)?,
+                &selections[i],
+                q,
+                &lw.sinks,
+                heads,
+                rows[i].pos,
+                dst,
+            )
+        })
+        .collect::<Result<()>>()?;
     rope_rows(&mut o, hd, rd, model.rope_for(layer), rows, true);
 
     // Grouped output projection: group g = heads [g·H/G, (g+1)·H/G).

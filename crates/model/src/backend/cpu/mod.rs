@@ -7,6 +7,7 @@
 mod attention;
 mod linear;
 mod moe;
+mod sparse;
 
 use dsv4_quant::Kernels;
 
