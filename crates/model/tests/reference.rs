@@ -22,16 +22,17 @@ use dsv4_model::{
 };
 use dsv4_quant::Kernels;
 
-pub struct Case {
-    pub gguf: &'static str,
-    pub dir: &'static str,
-    pub logits: &'static str,
-    pub tokens: &'static str,
-    pub qat: bool,
-    pub chunks: &'static [usize],
+#[derive(Debug)]
+struct Case {
+    gguf: &'static str,
+    dir: &'static str,
+    logits: &'static str,
+    tokens: &'static str,
+    qat: bool,
+    chunks: &'static [usize],
 }
 
-pub const CASES: &[Case] = &[
+const CASES: &[Case] = &[
     Case {
         gguf: "tiny/tiny-f32.gguf",
         dir: "tiny/f32",
@@ -98,12 +99,12 @@ pub const CASES: &[Case] = &[
     },
 ];
 
-pub fn load(case: &Case) -> Model {
+fn load(case: &Case) -> Model {
     let file = GgufFile::open(fixtures().join(case.gguf)).unwrap();
     Model::from_file(Arc::new(file), ModelOptions { qat_sim: case.qat }).unwrap()
 }
 
-pub fn backend(exact: bool) -> CpuBackend {
+fn backend(exact: bool) -> CpuBackend {
     CpuBackend::new(
         Kernels::detect(),
         CpuOptions {
@@ -116,7 +117,7 @@ pub fn backend(exact: bool) -> CpuBackend {
     .unwrap()
 }
 
-pub fn tokens(case: &Case) -> Vec<u32> {
+fn tokens(case: &Case) -> Vec<u32> {
     load_i32(case.tokens)
         .data
         .into_iter()
@@ -125,7 +126,7 @@ pub fn tokens(case: &Case) -> Vec<u32> {
 }
 
 /// Logits `[S, V]` feeding `chunk` tokens per call (0: all at once).
-pub fn run(
+fn run(
     model: &Model,
     be: &CpuBackend,
     toks: &[u32],
@@ -163,7 +164,7 @@ pub fn run(
     all
 }
 
-pub fn compare(got: &[f32], want: &[f32], v: usize) -> (f32, f32) {
+fn compare(got: &[f32], want: &[f32], v: usize) -> (f32, f32) {
     assert_eq!(got.len(), want.len());
     let max = got
         .iter()

@@ -283,7 +283,7 @@ fn compact_kv_rows_are_lossless_under_qat() {
             );
         }
     };
-    assert!(lf.raw.rows.len() > 0 && lf.raw.rows.len() == lc.raw.rows.len());
+    assert!(!lf.raw.rows.is_empty() && lf.raw.rows.len() == lc.raw.rows.len());
     for i in 0..lf.raw.rows.len() {
         lf.raw.rows.read(i, &mut a);
         lc.raw.rows.read(i, &mut b);
