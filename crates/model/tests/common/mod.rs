@@ -8,9 +8,9 @@ use std::path::PathBuf;
 
 /// An array loaded from `.npy`.
 #[derive(Debug, Clone)]
-pub struct Npy<T> {
-    pub shape: Vec<usize>,
-    pub data: Vec<T>,
+pub(crate) struct Npy<T> {
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: Vec<T>,
 }
 
 fn parse(bytes: &[u8]) -> (String, Vec<usize>, &[u8]) {
@@ -49,11 +49,11 @@ fn parse(bytes: &[u8]) -> (String, Vec<usize>, &[u8]) {
     (descr, shape, &bytes[start + hlen..])
 }
 
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/reference")
 }
 
-pub fn load_f32(rel: &str) -> Npy<f32> {
+pub(crate) fn load_f32(rel: &str) -> Npy<f32> {
     let bytes = std::fs::read(fixtures().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let (descr, shape, body) = parse(&bytes);
     assert_eq!(descr, "<f4", "{rel}");
@@ -66,7 +66,7 @@ pub fn load_f32(rel: &str) -> Npy<f32> {
     }
 }
 
-pub fn load_i32(rel: &str) -> Npy<i32> {
+pub(crate) fn load_i32(rel: &str) -> Npy<i32> {
     let bytes = std::fs::read(fixtures().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
     let (descr, shape, body) = parse(&bytes);
     assert_eq!(descr, "<i4", "{rel}");
