@@ -10,7 +10,7 @@ import anthropic
 from harness import API_KEY, BASE, case, run
 
 client = anthropic.Anthropic(base_url=BASE, api_key=API_KEY, max_retries=0, timeout=120)
-MODEL = "claude-sonnet-4-5"  # any id is accepted, as Claude Code sends its own
+MODEL = "dsv4-demo"  # any id is accepted (the Rust tests send Claude ids)
 
 WEATHER = {
     "name": "get_weather",

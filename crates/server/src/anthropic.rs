@@ -28,7 +28,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use dsv4_tokenizer::chat::{ChatMessage, ChatRequest, FunctionCall, MessageContent, Role, ToolCall};
+use dsv4_tokenizer::chat::{
+    ChatMessage, ChatRequest, FunctionCall, MessageContent, Role, ToolCall,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -37,7 +39,7 @@ use crate::generate::{self, Collected, Ev, Finish, GenSpec, ParseMode, SamplingF
 use crate::ids;
 use crate::prompt;
 use crate::sse::{self, SseWriter};
-use crate::state::{AppState, Ready};
+use crate::state::AppState;
 use crate::tools::{self, Choice, DecodingRequest, ToolSet};
 
 #[derive(Debug, Deserialize)]
@@ -71,8 +73,12 @@ fn blocks_text(content: &Value, sep: &str) -> String {
             .iter()
             .filter_map(|b| match b.get("type").and_then(Value::as_str) {
                 Some("text") => b.get("text").and_then(Value::as_str).map(String::from),
-                Some(kind @ ("image" | "document" | "audio" | "video")) => Some(prompt::placeholder(kind)),
-                Some("tool_reference" | "search_result") => b.get("text").and_then(Value::as_str).map(String::from),
+                Some(kind @ ("image" | "document" | "audio" | "video")) => {
+                    Some(prompt::placeholder(kind))
+                }
+                Some("tool_reference" | "search_result") => {
+                    b.get("text").and_then(Value::as_str).map(String::from)
+                }
                 _ => None,
             })
             .collect::<Vec<_>>()
@@ -87,7 +93,10 @@ fn text_message(role: Role, text: String) -> ChatMessage {
 }
 
 /// Anthropic messages into the renderer's messages.
-fn conversation(system: Option<&Value>, messages: Vec<InMessage>) -> Result<Vec<ChatMessage>, ApiError> {
+fn conversation(
+    system: Option<&Value>,
+    messages: Vec<InMessage>,
+) -> Result<Vec<ChatMessage>, ApiError> {
     let mut out = Vec::new();
     if let Some(s) = system {
         let text = match s {
@@ -133,7 +142,10 @@ fn user(out: &mut Vec<ChatMessage>, content: &Value) {
                     text.insert_str(0, "[tool error] ");
                 }
                 let mut m = text_message(Role::Tool, text);
-                m.tool_call_id = b.get("tool_use_id").and_then(Value::as_str).map(String::from);
+                m.tool_call_id = b
+                    .get("tool_use_id")
+                    .and_then(Value::as_str)
+                    .map(String::from);
                 out.push(m);
             }
             _ => {
@@ -158,13 +170,23 @@ fn assistant(content: &Value) -> ChatMessage {
     let mut calls = Vec::new();
     for b in blocks {
         match b.get("type").and_then(Value::as_str) {
-            Some("text") => text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default()),
-            Some("thinking") => reasoning.push_str(b.get("thinking").and_then(Value::as_str).unwrap_or_default()),
+            Some("text") => {
+                text.push_str(b.get("text").and_then(Value::as_str).unwrap_or_default())
+            }
+            Some("thinking") => reasoning.push_str(
+                b.get("thinking")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+            ),
             Some("tool_use") => calls.push(ToolCall {
                 id: b.get("id").and_then(Value::as_str).map(String::from),
                 kind: Some("function".into()),
                 function: FunctionCall {
-                    name: b.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                    name: b
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string(),
                     arguments: b.get("input").cloned().unwrap_or_else(|| json!({})),
                     id: None,
                 },
@@ -173,7 +195,11 @@ fn assistant(content: &Value) -> ChatMessage {
         }
     }
     let mut m = text_message(Role::Assistant, text);
-    if m.content.as_ref().is_some_and(|c| matches!(c, MessageContent::Text(t) if t.is_empty())) && !calls.is_empty() {
+    if m.content
+        .as_ref()
+        .is_some_and(|c| matches!(c, MessageContent::Text(t) if t.is_empty()))
+        && !calls.is_empty()
+    {
         m.content = None;
     }
     m.reasoning_content = (!reasoning.is_empty()).then_some(reasoning);
@@ -189,15 +215,26 @@ fn toolset(tools: &[Value]) -> Result<ToolSet, ApiError> {
             tracing::debug!(kind, "server tool skipped");
             continue;
         }
-        let name = t.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
-        let name = name.ok_or_else(|| ApiError::invalid_param(&format!("tools[{i}].name"), "a tool needs a non-empty name"))?;
-        set.function(name, t.get("description").and_then(Value::as_str), t.get("input_schema"));
+        let name = t
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let name = name.ok_or_else(|| {
+            ApiError::invalid_param(&format!("tools[{i}].name"), "a tool needs a non-empty name")
+        })?;
+        set.function(
+            name,
+            t.get("description").and_then(Value::as_str),
+            t.get("input_schema"),
+        );
     }
     Ok(set)
 }
 
 fn choice(v: Option<&Value>) -> Result<(Choice, bool), ApiError> {
-    let Some(v) = v else { return Ok((Choice::Auto, true)) };
+    let Some(v) = v else {
+        return Ok((Choice::Auto, true));
+    };
     let parallel = v.get("disable_parallel_tool_use").and_then(Value::as_bool) != Some(true);
     let c = match v.get("type").and_then(Value::as_str) {
         Some("auto") | None => Choice::Auto,
@@ -206,11 +243,19 @@ fn choice(v: Option<&Value>) -> Result<(Choice, bool), ApiError> {
         Some("tool") => Choice::Named(
             v.get("name")
                 .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::invalid_param("tool_choice.name", "tool_choice of type tool needs a name"))?
+                .ok_or_else(|| {
+                    ApiError::invalid_param(
+                        "tool_choice.name",
+                        "tool_choice of type tool needs a name",
+                    )
+                })?
                 .to_string(),
         ),
         Some(other) => {
-            return Err(ApiError::invalid_param("tool_choice.type", format!("unknown tool_choice type {other:?}")));
+            return Err(ApiError::invalid_param(
+                "tool_choice.type",
+                format!("unknown tool_choice type {other:?}"),
+            ));
         }
     };
     Ok((c, parallel))
@@ -226,11 +271,19 @@ struct Rendered {
 fn build(r: &mut MessagesRequest) -> Result<Rendered, ApiError> {
     let toolset = toolset(r.tools.as_deref().unwrap_or_default())?;
     let messages = conversation(r.system.as_ref(), std::mem::take(&mut r.messages))?;
-    let thinking = r.thinking.as_ref().map(|t| match t.get("type").and_then(Value::as_str) {
-        Some("adaptive") => json!({"type": "enabled"}),
-        _ => t.clone(),
-    });
-    let think_budget = r.thinking.as_ref().and_then(|t| t.get("budget_tokens")).and_then(Value::as_u64).map(|b| b as usize);
+    let thinking = r
+        .thinking
+        .as_ref()
+        .map(|t| match t.get("type").and_then(Value::as_str) {
+            Some("adaptive") => json!({"type": "enabled"}),
+            _ => t.clone(),
+        });
+    let think_budget = r
+        .thinking
+        .as_ref()
+        .and_then(|t| t.get("budget_tokens"))
+        .and_then(Value::as_u64)
+        .map(|b| b as usize);
     let effort = r
         .output_config
         .as_ref()
@@ -246,11 +299,18 @@ fn build(r: &mut MessagesRequest) -> Result<Rendered, ApiError> {
         reasoning_effort: effort,
         ..Default::default()
     };
-    Ok(Rendered { chat, toolset, think_budget })
+    Ok(Rendered {
+        chat,
+        toolset,
+        think_budget,
+    })
 }
 
 /// `POST /v1/messages/count_tokens`.
-pub(crate) async fn count_tokens(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, AnthropicError> {
+pub(crate) async fn count_tokens(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, AnthropicError> {
     let ready = st.ready()?;
     let mut r: MessagesRequest = crate::body::json(req.into_body(), st.cfg.max_body_bytes).await?;
     let b = build(&mut r)?;
@@ -282,7 +342,10 @@ fn stop_reason(f: &Finish, tool_use: bool) -> (&'static str, Value) {
 }
 
 /// `POST /v1/messages`.
-pub(crate) async fn messages(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, AnthropicError> {
+pub(crate) async fn messages(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, AnthropicError> {
     let ready = st.ready()?;
     let (parts, body) = req.into_parts();
     let mut r: MessagesRequest = crate::body::json(body, st.cfg.max_body_bytes).await?;
@@ -305,7 +368,9 @@ pub(crate) async fn messages(State(st): State<Arc<AppState>>, req: Request) -> R
     )?;
     let spec = GenSpec {
         prompt: ids_,
-        sampling: r.sampling.params(&decoding.ban, ready.tokenizer.vocab_size())?,
+        sampling: r
+            .sampling
+            .params(&decoding.ban, ready.tokenizer.vocab_size())?,
         max_tokens,
         stop: generate::stops(r.stop_sequences.map(generate::Stop::Many))?,
         thinking: opts.thinking,
@@ -313,13 +378,20 @@ pub(crate) async fn messages(State(st): State<Arc<AppState>>, req: Request) -> R
         logprobs: None,
         session_key: crate::body::session_key(&parts.headers, None),
         mask: decoding.mask,
-        parse: ParseMode::Chat { plain_tags: decoding.plain_tags },
+        parse: ParseMode::Chat {
+            plain_tags: decoding.plain_tags,
+        },
     };
     let model = r.model.unwrap_or_else(|| st.cfg.model_id.clone());
     let id = ids::new_id("msg_");
     let gen_ = generate::start(&ready, &st.metrics, spec)?;
     if r.stream.unwrap_or(false) {
-        let w = MessageStream { open: Open::None, next_index: 0, thinking_on: opts.thinking, tool_use: false };
+        let w = MessageStream {
+            open: Open::None,
+            next_index: 0,
+            thinking_on: opts.thinking,
+            tool_use: false,
+        };
         let start = json!({"type": "message_start", "message": {
             "id": id, "type": "message", "role": "assistant", "model": model, "content": [],
             "stop_reason": null, "stop_sequence": null,
@@ -329,10 +401,10 @@ pub(crate) async fn messages(State(st): State<Arc<AppState>>, req: Request) -> R
         return Ok(sse::stream(gen_, w, first, st.cfg.keepalive));
     }
     let c = gen_.collect().await;
-    Ok(axum::Json(complete(&ready, &c, &id, &model, opts.thinking)?).into_response())
+    Ok(axum::Json(complete(&c, &id, &model, opts.thinking)?).into_response())
 }
 
-fn complete(_ready: &Ready, c: &Collected, id: &str, model: &str, thinking: bool) -> Result<Value, ApiError> {
+fn complete(c: &Collected, id: &str, model: &str, thinking: bool) -> Result<Value, ApiError> {
     let f = c.outcome()?;
     let mut content = Vec::new();
     if thinking && !c.reasoning.is_empty() {
@@ -380,19 +452,28 @@ impl MessageStream {
             }
             Open::Text { index } | Open::Tool { index } => index,
         };
-        out.push(sse::event("content_block_stop", &json!({"type": "content_block_stop", "index": index})));
+        out.push(sse::event(
+            "content_block_stop",
+            &json!({"type": "content_block_stop", "index": index}),
+        ));
     }
 
     fn open(&mut self, block: Value, out: &mut Vec<Bytes>) -> usize {
         self.close(out);
         let index = self.next_index;
         self.next_index += 1;
-        out.push(sse::event("content_block_start", &json!({"type": "content_block_start", "index": index, "content_block": block})));
+        out.push(sse::event(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        ));
         index
     }
 
     fn delta(index: usize, delta: Value, out: &mut Vec<Bytes>) {
-        out.push(sse::event("content_block_delta", &json!({"type": "content_block_delta", "index": index, "delta": delta})));
+        out.push(sse::event(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index, "delta": delta}),
+        ));
     }
 
     fn text(&mut self, t: &str, out: &mut Vec<Bytes>) {
@@ -419,8 +500,14 @@ impl MessageStream {
             return;
         }
         if !matches!(self.open, Open::Thinking { .. }) {
-            let i = self.open(json!({"type": "thinking", "thinking": "", "signature": ""}), out);
-            self.open = Open::Thinking { index: i, text: String::new() };
+            let i = self.open(
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+                out,
+            );
+            self.open = Open::Thinking {
+                index: i,
+                text: String::new(),
+            };
         }
         if let Open::Thinking { index, text } = &mut self.open {
             text.push_str(t);
@@ -444,7 +531,11 @@ impl SseWriter for MessageStream {
                 }
                 Ev::ToolArgs { fragment, .. } => {
                     if let Open::Tool { index } = self.open {
-                        Self::delta(index, json!({"type": "input_json_delta", "partial_json": fragment}), out);
+                        Self::delta(
+                            index,
+                            json!({"type": "input_json_delta", "partial_json": fragment}),
+                            out,
+                        );
                     }
                 }
                 Ev::ToolEnd { .. } => self.close(out),
@@ -456,7 +547,10 @@ impl SseWriter for MessageStream {
                     out.push(sse::event("message_stop", &json!({"type": "message_stop"})));
                 }
                 Ev::Failed(e) => {
-                    out.push(sse::event("error", &json!({"type": "error", "error": e.anthropic_object()})));
+                    out.push(sse::event(
+                        "error",
+                        &json!({"type": "error", "error": e.anthropic_object()}),
+                    ));
                 }
                 Ev::Started { .. } | Ev::Progress { .. } | Ev::Logprob(_) => {}
             }

@@ -18,12 +18,19 @@ use crate::state::AppState;
 use crate::{anthropic, auth, completions, metrics, models, openai_chat, responses, tokenize};
 
 fn error(path: &str, e: ApiError) -> Response {
-    if auth::is_anthropic(path) { AnthropicError(e).into_response() } else { OpenAiError(e).into_response() }
+    if auth::is_anthropic(path) {
+        AnthropicError(e).into_response()
+    } else {
+        OpenAiError(e).into_response()
+    }
 }
 
 async fn not_found(req: Request) -> Response {
     let path = req.uri().path().to_string();
-    error(&path, ApiError::not_found(format!("no route for {} {path}", req.method())))
+    error(
+        &path,
+        ApiError::not_found(format!("no route for {} {path}", req.method())),
+    )
 }
 
 async fn method_not_allowed(req: Request) -> Response {
@@ -37,14 +44,22 @@ async fn method_not_allowed(req: Request) -> Response {
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    OpenAiError(ApiError::new(ErrorKind::Internal, "internal error while handling the request")).into_response()
+    OpenAiError(ApiError::new(
+        ErrorKind::Internal,
+        "internal error while handling the request",
+    ))
+    .into_response()
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
     };
     CorsLayer::new()
         .allow_origin(allow)
@@ -77,7 +92,10 @@ pub(crate) fn router(st: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(Arc::clone(&st), auth::check))
-        .layer(middleware::from_fn_with_state(Arc::clone(&st), metrics::track))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&st),
+            metrics::track,
+        ))
         .layer(CatchPanicLayer::custom(panic_response));
     if let Some(origins) = &st.cfg.cors_origins {
         r = r.layer(cors(origins));

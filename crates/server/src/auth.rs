@@ -27,8 +27,13 @@ fn presented(headers: &HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok())).map(str::trim)
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    bearer
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim)
 }
 
 /// Whether the path belongs to the Anthropic API (for the error shape).
@@ -39,10 +44,16 @@ pub(crate) fn is_anthropic(path: &str) -> bool {
 /// The middleware.
 pub(crate) async fn check(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let keys = &st.cfg.api_keys;
-    if keys.is_empty() || req.method() == Method::OPTIONS || matches!(req.uri().path(), "/health" | "/v1/health") {
+    if keys.is_empty()
+        || req.method() == Method::OPTIONS
+        || matches!(req.uri().path(), "/health" | "/v1/health")
+    {
         return next.run(req).await;
     }
-    let ok = presented(req.headers()).is_some_and(|k| keys.iter().fold(false, |acc, key| acc | ct_eq(k.as_bytes(), key.as_bytes())));
+    let ok = presented(req.headers()).is_some_and(|k| {
+        keys.iter()
+            .fold(false, |acc, key| acc | ct_eq(k.as_bytes(), key.as_bytes()))
+    });
     if ok {
         return next.run(req).await;
     }
@@ -52,7 +63,11 @@ pub(crate) async fn check(State(st): State<Arc<AppState>>, req: Request, next: N
         "missing API key: send `Authorization: Bearer KEY` or `x-api-key: KEY`"
     };
     let e = ApiError::new(ErrorKind::Authentication, message);
-    if is_anthropic(req.uri().path()) { AnthropicError(e).into_response() } else { OpenAiError(e).into_response() }
+    if is_anthropic(req.uri().path()) {
+        AnthropicError(e).into_response()
+    } else {
+        OpenAiError(e).into_response()
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,9 @@ pub(crate) async fn read(body: Body, limit: usize) -> Result<Bytes, ApiError> {
 /// Parses JSON into `T`, reporting the path of the offending field.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::invalid("the request body is empty; send a JSON object"));
+        return Err(ApiError::invalid(
+            "the request body is empty; send a JSON object",
+        ));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -60,8 +62,13 @@ pub(crate) async fn json<T: DeserializeOwned>(body: Body, limit: usize) -> Resul
 
 /// Headers that name a conversation, in order of preference: ours, then the
 /// ones coding agents send natively (Claude Code, OpenCode, Codex).
-const SESSION_HEADERS: [&str; 5] =
-    ["x-session-id", "x-claude-code-session-id", "x-opencode-session", "session_id", "conversation_id"];
+const SESSION_HEADERS: [&str; 5] = [
+    "x-session-id",
+    "x-claude-code-session-id",
+    "x-opencode-session",
+    "session_id",
+    "conversation_id",
+];
 
 /// The session key a request asks for (header, then a body field such as
 /// OpenAI's `prompt_cache_key`), bounded in length.

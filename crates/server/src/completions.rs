@@ -69,7 +69,12 @@ impl Legacy {
     fn push(&mut self, lp: &TokenLogprob, offset: usize) {
         self.tokens.push(lp.token.clone());
         self.token_logprobs.push(lp.logprob);
-        self.top.push(lp.top.iter().map(|(t, _, l)| (t.clone(), json!(l))).collect());
+        self.top.push(
+            lp.top
+                .iter()
+                .map(|(t, _, l)| (t.clone(), json!(l)))
+                .collect(),
+        );
         self.offsets.push(offset);
     }
 
@@ -78,27 +83,45 @@ impl Legacy {
     }
 }
 
-async fn prompt_ids(ready: &Arc<Ready>, prompt: Option<PromptField>, suffix: Option<String>) -> Result<(Vec<u32>, String), ApiError> {
+async fn prompt_ids(
+    ready: &Arc<Ready>,
+    prompt: Option<PromptField>,
+    suffix: Option<String>,
+) -> Result<(Vec<u32>, String), ApiError> {
     let ids = &ready.ids;
     let (mut out, text) = (vec![ids.bos], String::new());
     let prompt = match prompt {
         None => PromptField::Text(String::new()),
-        Some(PromptField::Texts(v)) if v.len() == 1 => PromptField::Text(v.into_iter().next().unwrap_or_default()),
+        Some(PromptField::Texts(v)) if v.len() == 1 => {
+            PromptField::Text(v.into_iter().next().unwrap_or_default())
+        }
         Some(PromptField::Texts(_)) => {
-            return Err(ApiError::invalid_param("prompt", "one prompt per request is supported (n = 1)"));
+            return Err(ApiError::invalid_param(
+                "prompt",
+                "one prompt per request is supported (n = 1)",
+            ));
         }
         Some(p) => p,
     };
     match (prompt, suffix) {
         (PromptField::Tokens(t), None) => {
-            if let Some(bad) = t.iter().find(|&&id| id as usize >= ready.tokenizer.vocab_size()) {
-                return Err(ApiError::invalid_param("prompt", format!("token id {bad} is outside the vocabulary")));
+            if let Some(bad) = t
+                .iter()
+                .find(|&&id| id as usize >= ready.tokenizer.vocab_size())
+            {
+                return Err(ApiError::invalid_param(
+                    "prompt",
+                    format!("token id {bad} is outside the vocabulary"),
+                ));
             }
             let text = ready.tokenizer.decode(&t).unwrap_or_default();
             out.extend(t);
             Ok((out, text))
         }
-        (PromptField::Tokens(_), Some(_)) => Err(ApiError::invalid_param("suffix", "suffix needs a text prompt")),
+        (PromptField::Tokens(_), Some(_)) => Err(ApiError::invalid_param(
+            "suffix",
+            "suffix needs a text prompt",
+        )),
         (PromptField::Text(p), None) => {
             out.extend(prompt::encode_text(ready, p.clone()).await?);
             Ok((out, p))
@@ -130,12 +153,17 @@ fn finish_reason(f: &Finish) -> &'static str {
 }
 
 /// The handler.
-pub(crate) async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, OpenAiError> {
+pub(crate) async fn handle(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
     let ready = st.ready()?;
     let (parts, body) = req.into_parts();
     let r: CompletionRequest = crate::body::json(body, st.cfg.max_body_bytes).await?;
     if r.n.is_some_and(|n| n != 1) || r.best_of.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid_param("n", "only n = 1 and best_of = 1 are supported").into());
+        return Err(
+            ApiError::invalid_param("n", "only n = 1 and best_of = 1 are supported").into(),
+        );
     }
     let (ids_, prompt_text) = prompt_ids(&ready, r.prompt, r.suffix).await?;
     let echo = r.echo.unwrap_or(false).then_some(prompt_text);
@@ -155,10 +183,19 @@ pub(crate) async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Res
     let id = ids::new_id("cmpl-");
     let created = ids::now();
     let stream = r.stream.unwrap_or(false);
-    let include_usage = stream && r.stream_options.and_then(|o| o.include_usage).unwrap_or(false);
+    let include_usage = stream
+        && r.stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
     let gen_ = generate::start(&ready, &st.metrics, spec)?;
     if stream {
-        let w = CompletionStream { id, created, model, include_usage, offset: 0 };
+        let w = CompletionStream {
+            id,
+            created,
+            model,
+            include_usage,
+            offset: 0,
+        };
         let mut first = vec![sse::comment("dsv4")];
         if let Some(e) = echo {
             first.push(w.chunk(&e, None, None));
@@ -184,7 +221,11 @@ pub(crate) async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Res
         }
     }
     let f = finish.ok_or_else(|| ApiError::internal("the generation ended without a result"))?;
-    let logprobs = if r.logprobs.is_some() { legacy.json() } else { Value::Null };
+    let logprobs = if r.logprobs.is_some() {
+        legacy.json()
+    } else {
+        Value::Null
+    };
     Ok(axum::Json(json!({
         "id": id,
         "object": "text_completion",

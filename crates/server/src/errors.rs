@@ -58,7 +58,12 @@ fn bounded(mut message: String) -> String {
 
 impl ApiError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        ApiError { kind, message: bounded(message.into()), param: None, code: None }
+        ApiError {
+            kind,
+            message: bounded(message.into()),
+            param: None,
+            code: None,
+        }
     }
 
     /// A 400 naming the offending parameter.
@@ -213,13 +218,27 @@ mod tests {
         let o = e.openai_object();
         assert_eq!(o["code"], "context_length_exceeded");
         assert_eq!(o["type"], "invalid_request_error");
-        assert!(o["message"].as_str().is_some_and(|m| m.contains("maximum context length is 4096")));
+        assert!(
+            o["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("maximum context length is 4096"))
+        );
         let a = e.anthropic_object();
         assert_eq!(a["type"], "invalid_request_error");
-        assert!(a["message"].as_str().is_some_and(|m| m.contains("prompt is too long")));
+        assert!(
+            a["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("prompt is too long"))
+        );
         let long = ApiError::invalid("x".repeat(10_000));
         assert!(long.message.len() <= MAX_MESSAGE + 3);
-        assert_eq!(ApiError::new(ErrorKind::TooLarge, "big").status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(ApiError::new(ErrorKind::Unavailable, "x").anthropic_object()["type"], "overloaded_error");
+        assert_eq!(
+            ApiError::new(ErrorKind::TooLarge, "big").status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            ApiError::new(ErrorKind::Unavailable, "x").anthropic_object()["type"],
+            "overloaded_error"
+        );
     }
 }

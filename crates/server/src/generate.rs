@@ -16,8 +16,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use dsv4_engine::{FinishReason, GenerationRequest, LogitMask, RequestHandle, SamplingParams, Thinking, TokenEvent, Usage};
-use dsv4_tokenizer::dsml::{DiagnosticKind, OutputEvent, OutputParser, ParsedToolCall, ParserOptions, TokenPiece};
+use dsv4_engine::{
+    FinishReason, GenerationRequest, LogitMask, RequestHandle, SamplingParams, Thinking,
+    TokenEvent, Usage,
+};
+use dsv4_tokenizer::dsml::{
+    DiagnosticKind, OutputEvent, OutputParser, ParsedToolCall, ParserOptions, TokenPiece,
+};
 use dsv4_tokenizer::{SpecialToken, Tokenizer};
 
 use crate::errors::ApiError;
@@ -71,7 +76,10 @@ pub(crate) struct Finish {
 impl Finish {
     /// The budget (max tokens or the context) ended it.
     pub(crate) fn truncated(&self) -> bool {
-        matches!(self.reason, FinishReason::Length | FinishReason::ContextFull)
+        matches!(
+            self.reason,
+            FinishReason::Length | FinishReason::ContextFull
+        )
     }
 
     /// The matched stop string, if any.
@@ -87,14 +95,29 @@ impl Finish {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Ev {
     /// Admitted: prompt size and tokens reused from a resident session.
-    Started { prompt_tokens: usize, cached_tokens: usize },
+    Started {
+        prompt_tokens: usize,
+        cached_tokens: usize,
+    },
     /// Prompt evaluation advanced.
-    Progress { done: usize, total: usize },
+    Progress {
+        done: usize,
+        total: usize,
+    },
     Reasoning(String),
     Content(String),
-    ToolStart { index: usize, name: String },
-    ToolArgs { index: usize, fragment: String },
-    ToolEnd { index: usize, call: ParsedToolCall },
+    ToolStart {
+        index: usize,
+        name: String,
+    },
+    ToolArgs {
+        index: usize,
+        fragment: String,
+    },
+    ToolEnd {
+        index: usize,
+        call: ParsedToolCall,
+    },
     /// At the end: the reasoning was the answer (EOS inside unclosed reasoning).
     Promoted(String),
     /// A content token's log-probability (after its text).
@@ -122,7 +145,11 @@ pub(crate) struct Generation {
 }
 
 /// Submits a generation.
-pub(crate) fn start(ready: &Ready, metrics: &Arc<Metrics>, spec: GenSpec) -> Result<Generation, ApiError> {
+pub(crate) fn start(
+    ready: &Ready,
+    metrics: &Arc<Metrics>,
+    spec: GenSpec,
+) -> Result<Generation, ApiError> {
     let prompt_tokens = spec.prompt.len();
     if prompt_tokens >= ready.ctx {
         return Err(ApiError::context_length(prompt_tokens, ready.ctx));
@@ -132,7 +159,10 @@ pub(crate) fn start(ready: &Ready, metrics: &Arc<Metrics>, spec: GenSpec) -> Res
     req.sampling.validate().map_err(ApiError::invalid)?;
     req.max_tokens = spec.max_tokens;
     req.stop = spec.stop;
-    req.thinking = Thinking { starts_in_reasoning: spec.thinking, budget: spec.think_budget };
+    req.thinking = Thinking {
+        starts_in_reasoning: spec.thinking,
+        budget: spec.think_budget,
+    };
     req.logprobs = spec.logprobs.is_some();
     req.top_logprobs = spec.logprobs.unwrap_or(0);
     req.session_key = spec.session_key;
@@ -172,7 +202,9 @@ fn parser_events(evs: Vec<OutputEvent>, out: &mut Vec<Ev>) {
             OutputEvent::Reasoning(t) => out.push(Ev::Reasoning(t)),
             OutputEvent::Content(t) => out.push(Ev::Content(t)),
             OutputEvent::ToolCallStart { index, name } => out.push(Ev::ToolStart { index, name }),
-            OutputEvent::ToolCallArgumentsDelta { index, fragment } => out.push(Ev::ToolArgs { index, fragment }),
+            OutputEvent::ToolCallArgumentsDelta { index, fragment } => {
+                out.push(Ev::ToolArgs { index, fragment })
+            }
             OutputEvent::ToolCallEnd { index, call } => {
                 if call.has_errors() {
                     tracing::warn!(tool = %call.name, issues = ?call.issues, "tool call with invalid arguments");
@@ -204,7 +236,12 @@ impl Generation {
                 (s, b, lp)
             })
             .collect();
-        TokenLogprob { token, bytes, logprob, top }
+        TokenLogprob {
+            token,
+            bytes,
+            logprob,
+            top,
+        }
     }
 
     fn text(&mut self, text: &str, out: &mut Vec<Ev>) {
@@ -221,13 +258,23 @@ impl Generation {
     fn finish(&mut self, reason: FinishReason, usage: Usage, out: &mut Vec<Ev>) {
         if let Some(p) = &mut self.parser {
             if reason == FinishReason::Eos {
-                let piece = TokenPiece { id: self.eos, text: SpecialToken::Eos.content(), special: true };
+                let piece = TokenPiece {
+                    id: self.eos,
+                    text: SpecialToken::Eos.content(),
+                    special: true,
+                };
                 parser_events(p.push(piece), out);
             }
             parser_events(p.finish(), out);
         }
-        if reason == FinishReason::Length && usage.completion_tokens == usage.reasoning_tokens && usage.reasoning_tokens > 0 {
-            tracing::info!(tokens = usage.reasoning_tokens, "answer lost to thinking: max_tokens ended the reasoning");
+        if reason == FinishReason::Length
+            && usage.completion_tokens == usage.reasoning_tokens
+            && usage.reasoning_tokens > 0
+        {
+            tracing::info!(
+                tokens = usage.reasoning_tokens,
+                "answer lost to thinking: max_tokens ended the reasoning"
+            );
         }
         out.push(Ev::Finished(Finish { reason, usage }));
         self.end();
@@ -247,12 +294,20 @@ impl Generation {
         }
         let mut out = Vec::new();
         let Some(ev) = self.handle.events.recv().await else {
-            out.push(Ev::Failed(ApiError::internal("the engine stopped before the answer ended")));
+            out.push(Ev::Failed(ApiError::internal(
+                "the engine stopped before the answer ended",
+            )));
             self.end();
             return Some(out);
         };
         match ev {
-            TokenEvent::Started { prompt_tokens, cached_tokens } => out.push(Ev::Started { prompt_tokens, cached_tokens }),
+            TokenEvent::Started {
+                prompt_tokens,
+                cached_tokens,
+            } => out.push(Ev::Started {
+                prompt_tokens,
+                cached_tokens,
+            }),
             TokenEvent::Prefill { done, total } => out.push(Ev::Progress { done, total }),
             TokenEvent::Text(t) => self.text(&t, &mut out),
             TokenEvent::Token(s) => {
@@ -265,7 +320,14 @@ impl Generation {
                     self.in_reasoning = false;
                 }
                 match (&mut self.parser, s.special) {
-                    (Some(p), _) => parser_events(p.push(TokenPiece { id: s.id, text: &s.text, special: s.special }), &mut out),
+                    (Some(p), _) => parser_events(
+                        p.push(TokenPiece {
+                            id: s.id,
+                            text: &s.text,
+                            special: s.special,
+                        }),
+                        &mut out,
+                    ),
                     (None, false) => self.text(&s.text, &mut out),
                     (None, true) => {}
                 }
@@ -292,7 +354,6 @@ impl Generation {
         while let Some(evs) = self.next().await {
             for ev in evs {
                 match ev {
-                    Ev::Started { cached_tokens, .. } => c.cached_tokens = cached_tokens,
                     Ev::Reasoning(t) => c.reasoning.push_str(&t),
                     Ev::Content(t) => c.content.push_str(&t),
                     Ev::Promoted(t) => {
@@ -303,7 +364,10 @@ impl Generation {
                     Ev::Logprob(lp) => c.logprobs.push(lp),
                     Ev::Finished(f) => c.finish = Some(f),
                     Ev::Failed(e) => c.error = Some(e),
-                    Ev::Progress { .. } | Ev::ToolStart { .. } | Ev::ToolArgs { .. } => {}
+                    Ev::Started { .. }
+                    | Ev::Progress { .. }
+                    | Ev::ToolStart { .. }
+                    | Ev::ToolArgs { .. } => {}
                 }
             }
         }
@@ -316,7 +380,10 @@ impl Drop for Generation {
         if !self.done {
             self.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
             self.end();
-            tracing::debug!(id = self.handle.id, "client went away; generation cancelled");
+            tracing::debug!(
+                id = self.handle.id,
+                "client went away; generation cancelled"
+            );
         }
     }
 }
@@ -329,7 +396,6 @@ pub(crate) struct Collected {
     /// Finished tool calls (a call cut off by the budget is not here).
     pub(crate) calls: Vec<ParsedToolCall>,
     pub(crate) logprobs: Vec<TokenLogprob>,
-    pub(crate) cached_tokens: usize,
     pub(crate) finish: Option<Finish>,
     pub(crate) error: Option<ApiError>,
 }
@@ -340,13 +406,18 @@ impl Collected {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        self.finish.as_ref().ok_or_else(|| ApiError::internal("the generation ended without a result"))
+        self.finish
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("the generation ended without a result"))
     }
 
     /// Tool calls to present: closed ones only when the budget cut the answer.
     pub(crate) fn presented_calls(&self) -> Vec<&ParsedToolCall> {
         let truncated = self.finish.as_ref().is_some_and(Finish::truncated);
-        self.calls.iter().filter(|c| c.closed || !truncated).collect()
+        self.calls
+            .iter()
+            .filter(|c| c.closed || !truncated)
+            .collect()
     }
 }
 
@@ -387,11 +458,20 @@ impl SamplingFields {
                     .parse()
                     .ok()
                     .filter(|&id: &u32| (id as usize) < n_vocab)
-                    .ok_or_else(|| ApiError::invalid_param("logit_bias", format!("{k:?} is not a token id of this model")))?;
+                    .ok_or_else(|| {
+                        ApiError::invalid_param(
+                            "logit_bias",
+                            format!("{k:?} is not a token id of this model"),
+                        )
+                    })?;
                 if !(-100.0..=100.0).contains(&v) {
-                    return Err(ApiError::invalid_param("logit_bias", format!("bias {v} for token {id} is outside [-100, 100]")));
+                    return Err(ApiError::invalid_param(
+                        "logit_bias",
+                        format!("bias {v} for token {id} is outside [-100, 100]"),
+                    ));
                 }
-                p.logit_bias.insert(id, if v <= -100.0 { f32::NEG_INFINITY } else { v });
+                p.logit_bias
+                    .insert(id, if v <= -100.0 { f32::NEG_INFINITY } else { v });
             }
         }
         for &id in ban {
@@ -404,7 +484,10 @@ impl SamplingFields {
 
 /// `max_tokens`: 0 or absent means the server default.
 pub(crate) fn max_tokens(requested: Option<u64>, default: Option<usize>) -> Option<usize> {
-    requested.filter(|&n| n > 0).map(|n| usize::try_from(n).unwrap_or(usize::MAX)).or(default)
+    requested
+        .filter(|&n| n > 0)
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .or(default)
 }
 
 /// `stop`: a string or a list; empty strings are dropped.
@@ -424,7 +507,10 @@ pub(crate) fn stops(stop: Option<Stop>) -> Result<Vec<String>, ApiError> {
     };
     let v: Vec<String> = v.into_iter().filter(|s| !s.is_empty()).collect();
     if v.len() > 16 {
-        return Err(ApiError::invalid_param("stop", format!("{} stop sequences given; at most 16 are supported", v.len())));
+        return Err(ApiError::invalid_param(
+            "stop",
+            format!("{} stop sequences given; at most 16 are supported", v.len()),
+        ));
     }
     Ok(v)
 }

@@ -29,7 +29,9 @@ pub(crate) fn new_id(prefix: &str) -> String {
 
 /// Seconds since the Unix epoch.
 pub(crate) fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// FNV-1a 64 over a domain tag and the text (a stable digest, not a MAC: the
@@ -78,7 +80,10 @@ mod tests {
         assert_ne!(s, thinking_signature("why not"));
         assert!(!thinking_signature("").is_empty());
         let b = reasoning_blob("step 1\nstep 2 — ü");
-        assert_eq!(reasoning_from_blob(&b).as_deref(), Some("step 1\nstep 2 — ü"));
+        assert_eq!(
+            reasoning_from_blob(&b).as_deref(),
+            Some("step 1\nstep 2 — ü")
+        );
         assert_eq!(reasoning_from_blob("gAAAAABforeign-openai-blob"), None);
         assert_eq!(reasoning_from_blob(&STANDARD.encode("other")), None);
     }

@@ -108,14 +108,17 @@ pub struct App {
 impl App {
     /// A server whose model is not loaded yet (`/health` answers 503).
     pub fn new(cfg: ServerConfig) -> App {
-        App { state: Arc::new(state::AppState::new(cfg)) }
+        App {
+            state: Arc::new(state::AppState::new(cfg)),
+        }
     }
 
     /// Publishes the loaded model; from now on the model routes answer.
     /// Builds the constrained-decoding tables (about half a second).
     pub fn set_engine(&self, engine: Arc<Engine>) -> Result<(), ServerError> {
         let tokenizer = Arc::clone(engine.tokenizer());
-        let constraints = constrain::Constraints::new(Arc::clone(&tokenizer)).map_err(ServerError::Constraints)?;
+        let constraints = constrain::Constraints::new(Arc::clone(&tokenizer))
+            .map_err(ServerError::Constraints)?;
         let ready = state::Ready {
             ids: state::Ids::new(&tokenizer),
             ctx: engine.info().ctx,
@@ -155,19 +158,28 @@ pub fn run_blocking(
     on_listen: impl FnOnce(std::net::SocketAddr),
     on_ready: impl FnOnce(Result<(), String>) + Send + 'static,
 ) -> Result<(), ServerError> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("dsv4-http").build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("dsv4-http")
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind((host, port)).await?;
         on_listen(listener.local_addr()?);
         let app = App::new(cfg);
         let loader = app.clone();
-        std::thread::Builder::new().name("dsv4-load".into()).spawn(move || {
-            let result = load().and_then(|engine| loader.set_engine(Arc::new(engine)).map_err(|e| e.to_string()));
-            if let Err(e) = &result {
-                loader.set_load_error(e.clone());
-            }
-            on_ready(result);
-        })?;
+        std::thread::Builder::new()
+            .name("dsv4-load".into())
+            .spawn(move || {
+                let result = load().and_then(|engine| {
+                    loader
+                        .set_engine(Arc::new(engine))
+                        .map_err(|e| e.to_string())
+                });
+                if let Err(e) = &result {
+                    loader.set_load_error(e.clone());
+                }
+                on_ready(result);
+            })?;
         let shutdown = async {
             let _ = tokio::signal::ctrl_c().await;
         };
@@ -181,6 +193,8 @@ pub async fn serve(
     app: &App,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    axum::serve(listener, app.router()).with_graceful_shutdown(shutdown).await?;
+    axum::serve(listener, app.router())
+        .with_graceful_shutdown(shutdown)
+        .await?;
     Ok(())
 }

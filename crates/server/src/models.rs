@@ -46,7 +46,10 @@ fn model(st: &AppState, id: &str, mode: &str, ctx: usize) -> Value {
 /// `GET /v1/models`.
 pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Result<Response, OpenAiError> {
     let ready = st.ready()?;
-    let data: Vec<Value> = entries(&st).iter().map(|(id, mode)| model(&st, id, mode, ready.ctx)).collect();
+    let data: Vec<Value> = entries(&st)
+        .iter()
+        .map(|(id, mode)| model(&st, id, mode, ready.ctx))
+        .collect();
     let codex: Vec<Value> = entries(&st)
         .iter()
         .map(|(id, mode)| json!({"slug": id, "display_name": id, "description": mode, "context_window": ready.ctx}))
@@ -55,12 +58,17 @@ pub(crate) async fn list(State(st): State<Arc<AppState>>) -> Result<Response, Op
 }
 
 /// `GET /v1/models/{id}`.
-pub(crate) async fn get(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, OpenAiError> {
+pub(crate) async fn get(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, OpenAiError> {
     let ready = st.ready()?;
     match entries(&st).into_iter().find(|(m, _)| *m == id) {
         Some((m, mode)) => Ok(axum::Json(model(&st, &m, mode, ready.ctx)).into_response()),
-        None => Err(ApiError::not_found(format!("the model {id:?} does not exist; GET /v1/models lists the served ids"))
-            .with_code("model_not_found")
-            .into()),
+        None => Err(ApiError::not_found(format!(
+            "the model {id:?} does not exist; GET /v1/models lists the served ids"
+        ))
+        .with_code("model_not_found")
+        .into()),
     }
 }

@@ -28,7 +28,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::errors::{ApiError, OpenAiError};
-use crate::generate::{self, Collected, Ev, Finish, GenSpec, ParseMode, SamplingFields, Stop, TokenLogprob};
+use crate::generate::{
+    self, Collected, Ev, Finish, GenSpec, ParseMode, SamplingFields, Stop, TokenLogprob,
+};
 use crate::ids;
 use crate::prompt;
 use crate::sse::{self, SseWriter};
@@ -71,10 +73,19 @@ struct ChatCompletionRequest {
 fn normalize_content(content: &mut Value) {
     let Value::Array(parts) = content else { return };
     for part in parts.iter_mut() {
-        let kind = part.get("type").and_then(Value::as_str).unwrap_or("text").to_string();
+        let kind = part
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("text")
+            .to_string();
         let text = match kind.as_str() {
-            "text" | "input_text" | "output_text" => part.get("text").and_then(Value::as_str).map(String::from),
-            "refusal" => part.get("refusal").and_then(Value::as_str).map(String::from),
+            "text" | "input_text" | "output_text" => {
+                part.get("text").and_then(Value::as_str).map(String::from)
+            }
+            "refusal" => part
+                .get("refusal")
+                .and_then(Value::as_str)
+                .map(String::from),
             _ => None,
         };
         let text = text.unwrap_or_else(|| prompt::placeholder(kind.trim_start_matches("input_")));
@@ -85,8 +96,14 @@ fn normalize_content(content: &mut Value) {
 /// One OpenAI message into the renderer's message type.
 pub(crate) fn message(i: usize, mut m: Value) -> Result<ChatMessage, ApiError> {
     let path = format!("messages[{i}]");
-    let o = m.as_object_mut().ok_or_else(|| ApiError::invalid_param(&path, format!("{path} must be an object")))?;
-    let role = o.get("role").and_then(Value::as_str).unwrap_or_default().to_string();
+    let o = m
+        .as_object_mut()
+        .ok_or_else(|| ApiError::invalid_param(&path, format!("{path} must be an object")))?;
+    let role = o
+        .get("role")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     if role == "function" {
         o.insert("role".into(), json!("tool"));
         if let Some(name) = o.get("name").cloned() {
@@ -97,10 +114,20 @@ pub(crate) fn message(i: usize, mut m: Value) -> Result<ChatMessage, ApiError> {
         normalize_content(c);
     }
     if !o.contains_key("reasoning_content") {
-        let details = o.get("reasoning_details").and_then(Value::as_array).map(|d| {
-            d.iter().filter_map(|x| x.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("")
-        });
-        if let Some(r) = o.remove("reasoning").filter(Value::is_string).or(details.map(Value::String)) {
+        let details = o
+            .get("reasoning_details")
+            .and_then(Value::as_array)
+            .map(|d| {
+                d.iter()
+                    .filter_map(|x| x.get("text").and_then(Value::as_str))
+                    .collect::<Vec<_>>()
+                    .join("")
+            });
+        if let Some(r) = o
+            .remove("reasoning")
+            .filter(Value::is_string)
+            .or(details.map(Value::String))
+        {
             o.insert("reasoning_content".into(), r);
         }
     }
@@ -120,7 +147,8 @@ pub(crate) fn message(i: usize, mut m: Value) -> Result<ChatMessage, ApiError> {
     if o.get("tool_calls").is_some_and(Value::is_null) {
         o.remove("tool_calls");
     }
-    serde_json::from_value(m).map_err(|e| ApiError::invalid_param(&path, format!("invalid value for `{path}`: {e}")))
+    serde_json::from_value(m)
+        .map_err(|e| ApiError::invalid_param(&path, format!("invalid value for `{path}`: {e}")))
 }
 
 /// Everything derived from a parsed request that the answer needs.
@@ -131,18 +159,37 @@ struct Prepared {
     include_usage: bool,
 }
 
-async fn prepare(st: &AppState, ready: &Arc<crate::state::Ready>, headers: &axum::http::HeaderMap, r: ChatCompletionRequest) -> Result<Prepared, ApiError> {
+async fn prepare(
+    st: &AppState,
+    ready: &Arc<crate::state::Ready>,
+    headers: &axum::http::HeaderMap,
+    r: ChatCompletionRequest,
+) -> Result<Prepared, ApiError> {
     if r.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::invalid_param("n", "only n = 1 is supported (one completion per request)"));
+        return Err(ApiError::invalid_param(
+            "n",
+            "only n = 1 is supported (one completion per request)",
+        ));
     }
     if r.messages.is_empty() {
-        return Err(ApiError::invalid_param("messages", "messages must not be empty"));
+        return Err(ApiError::invalid_param(
+            "messages",
+            "messages must not be empty",
+        ));
     }
-    let messages = r.messages.into_iter().enumerate().map(|(i, m)| message(i, m)).collect::<Result<Vec<_>, _>>()?;
+    let messages = r
+        .messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| message(i, m))
+        .collect::<Result<Vec<_>, _>>()?;
     let toolset = ToolSet::from_openai_chat(r.tools.as_deref().unwrap_or_default())?;
     let mut reasoning_effort = r.reasoning_effort;
     let mut thinking = r.thinking;
-    let mut think_budget = thinking.as_ref().and_then(|t| t.get("budget_tokens")).and_then(Value::as_u64);
+    let mut think_budget = thinking
+        .as_ref()
+        .and_then(|t| t.get("budget_tokens"))
+        .and_then(Value::as_u64);
     if let Some(rs) = &r.reasoning {
         if reasoning_effort.is_none() {
             reasoning_effort = rs.get("effort").and_then(Value::as_str).map(String::from);
@@ -164,7 +211,10 @@ async fn prepare(st: &AppState, ready: &Arc<crate::state::Ready>, headers: &axum
     };
     let opts = prompt::options(&st.cfg, &chat)?;
     let ids = prompt::render(ready, chat, opts).await?;
-    let max_tokens = generate::max_tokens(r.max_completion_tokens.or(r.max_tokens), st.cfg.default_max_tokens);
+    let max_tokens = generate::max_tokens(
+        r.max_completion_tokens.or(r.max_tokens),
+        st.cfg.default_max_tokens,
+    );
     let decoding = tools::decoding(
         ready,
         DecodingRequest {
@@ -184,7 +234,9 @@ async fn prepare(st: &AppState, ready: &Arc<crate::state::Ready>, headers: &axum
     let stream = r.stream.unwrap_or(false);
     let spec = GenSpec {
         prompt: ids,
-        sampling: r.sampling.params(&decoding.ban, ready.tokenizer.vocab_size())?,
+        sampling: r
+            .sampling
+            .params(&decoding.ban, ready.tokenizer.vocab_size())?,
         max_tokens,
         stop: generate::stops(r.stop)?,
         thinking: opts.thinking,
@@ -192,13 +244,18 @@ async fn prepare(st: &AppState, ready: &Arc<crate::state::Ready>, headers: &axum
         logprobs,
         session_key: crate::body::session_key(headers, r.prompt_cache_key.as_deref()),
         mask: decoding.mask,
-        parse: ParseMode::Chat { plain_tags: decoding.plain_tags },
+        parse: ParseMode::Chat {
+            plain_tags: decoding.plain_tags,
+        },
     };
     Ok(Prepared {
         spec,
         model: r.model.unwrap_or_else(|| st.cfg.model_id.clone()),
         stream,
-        include_usage: stream && r.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
+        include_usage: stream
+            && r.stream_options
+                .and_then(|o| o.include_usage)
+                .unwrap_or(false),
     })
 }
 
@@ -235,7 +292,10 @@ fn logprob_json(lp: &TokenLogprob) -> Value {
 }
 
 /// The handler.
-pub(crate) async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, OpenAiError> {
+pub(crate) async fn handle(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
     let ready = st.ready()?;
     let (parts, body) = req.into_parts();
     let r: ChatCompletionRequest = crate::body::json(body, st.cfg.max_body_bytes).await?;
@@ -244,7 +304,14 @@ pub(crate) async fn handle(State(st): State<Arc<AppState>>, req: Request) -> Res
     let created = ids::now();
     let gen_ = generate::start(&ready, &st.metrics, p.spec)?;
     if p.stream {
-        let writer = ChatStream { id, created, model: p.model, include_usage: p.include_usage, call_ids: Vec::new(), any_call: false };
+        let writer = ChatStream {
+            id,
+            created,
+            model: p.model,
+            include_usage: p.include_usage,
+            call_ids: Vec::new(),
+            any_call: false,
+        };
         let first = vec![writer.chunk(json!({"role": "assistant", "content": ""}), None, None)];
         return Ok(sse::stream(gen_, writer, first, st.cfg.keepalive));
     }
@@ -317,12 +384,14 @@ impl SseWriter for ChatStream {
         // Content of this batch, with the log-probabilities of its tokens.
         let mut content = String::new();
         let mut lps: Vec<Value> = Vec::new();
-        let flush = |s: &mut Self, content: &mut String, lps: &mut Vec<Value>, out: &mut Vec<Bytes>| {
-            if !content.is_empty() || !lps.is_empty() {
-                let logprobs = (!lps.is_empty()).then(|| json!({"content": std::mem::take(lps)}));
-                out.push(s.chunk(json!({"content": std::mem::take(content)}), None, logprobs));
-            }
-        };
+        let flush =
+            |s: &mut Self, content: &mut String, lps: &mut Vec<Value>, out: &mut Vec<Bytes>| {
+                if !content.is_empty() || !lps.is_empty() {
+                    let logprobs =
+                        (!lps.is_empty()).then(|| json!({"content": std::mem::take(lps)}));
+                    out.push(s.chunk(json!({"content": std::mem::take(content)}), None, logprobs));
+                }
+            };
         for ev in evs {
             match ev {
                 Ev::Content(t) | Ev::Promoted(t) => content.push_str(&t),

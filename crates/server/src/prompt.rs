@@ -53,7 +53,11 @@ fn alias(model: &str) -> (Option<bool>, Option<&'static str>) {
         (Some(true), Some("max"))
     } else if m == "deepseek-chat" || m.ends_with("-chat") || m.ends_with("-nothink") {
         (Some(false), None)
-    } else if m == "deepseek-reasoner" || m.ends_with("-reasoner") || m.ends_with("-think") || m.ends_with("-thinking") {
+    } else if m == "deepseek-reasoner"
+        || m.ends_with("-reasoner")
+        || m.ends_with("-think")
+        || m.ends_with("-thinking")
+    {
         (Some(true), None)
     } else {
         (None, None)
@@ -66,8 +70,18 @@ pub(crate) fn options(cfg: &ServerConfig, chat: &ChatRequest) -> Result<RenderOp
     // Let the tokenizer crate apply its precedence, with the model's meaning
     // spelled as the ids it knows.
     let mut req = chat.clone();
-    req.model = by_model.map(|on| if on { "deepseek-reasoner".into() } else { "deepseek-chat".into() });
-    let effort_override = if chat.reasoning_effort.is_none() { alias_effort } else { None };
+    req.model = by_model.map(|on| {
+        if on {
+            "deepseek-reasoner".into()
+        } else {
+            "deepseek-chat".into()
+        }
+    });
+    let effort_override = if chat.reasoning_effort.is_none() {
+        alias_effort
+    } else {
+        None
+    };
     let default = match cfg.default_thinking {
         ThinkingDefault::On | ThinkingDefault::Max => Some(true),
         ThinkingDefault::Off => Some(false),
@@ -86,10 +100,16 @@ pub(crate) fn options(cfg: &ServerConfig, chat: &ChatRequest) -> Result<RenderOp
 }
 
 /// Renders and tokenizes (off the async threads: long prompts take a while).
-pub(crate) async fn render(ready: &Arc<Ready>, chat: ChatRequest, opts: RenderOptions) -> Result<Vec<u32>, ApiError> {
+pub(crate) async fn render(
+    ready: &Arc<Ready>,
+    chat: ChatRequest,
+    opts: RenderOptions,
+) -> Result<Vec<u32>, ApiError> {
     let r = Arc::clone(ready);
     tokio::task::spawn_blocking(move || {
-        let prompt = chat.render(&opts).map_err(|e| ApiError::invalid_param("messages", e.to_string()))?;
+        let prompt = chat
+            .render(&opts)
+            .map_err(|e| ApiError::invalid_param("messages", e.to_string()))?;
         Ok(prompt.encode(&r.tokenizer))
     })
     .await
@@ -110,32 +130,76 @@ mod tests {
     use dsv4_tokenizer::chat::{ChatMessage, Role};
 
     fn chat(model: &str, extra: serde_json::Value) -> ChatRequest {
-        let mut v = serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
+        let mut v =
+            serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}]});
         if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
             o.extend(e.clone());
         }
-        serde_json::from_value(v).unwrap_or_else(|_| ChatRequest { messages: vec![ChatMessage::new(Role::User, "hi")], ..Default::default() })
+        serde_json::from_value(v).unwrap_or_else(|_| ChatRequest {
+            messages: vec![ChatMessage::new(Role::User, "hi")],
+            ..Default::default()
+        })
     }
 
     #[test]
     fn thinking_precedence() {
         let cfg = ServerConfig::default();
-        let t = |model: &str, extra| options(&cfg, &chat(model, extra)).map(|o| (o.thinking, o.effort));
+        let t =
+            |model: &str, extra| options(&cfg, &chat(model, extra)).map(|o| (o.thinking, o.effort));
         assert!(t("deepseek-v4-flash", serde_json::json!({})).unwrap().0);
         assert!(!t("deepseek-chat", serde_json::json!({})).unwrap().0);
         assert!(!t("dsv4-demo-chat", serde_json::json!({})).unwrap().0);
         assert!(t("deepseek-reasoner", serde_json::json!({})).unwrap().0);
-        assert_eq!(t("x-max", serde_json::json!({})).unwrap(), (true, Effort::Max));
+        assert_eq!(
+            t("x-max", serde_json::json!({})).unwrap(),
+            (true, Effort::Max)
+        );
         // Explicit switches beat the model id.
-        assert!(t("deepseek-chat", serde_json::json!({"thinking": {"type": "enabled"}})).unwrap().0);
-        assert!(!t("deepseek-reasoner", serde_json::json!({"reasoning_effort": "none"})).unwrap().0);
-        assert_eq!(t("m", serde_json::json!({"reasoning_effort": "xhigh"})).unwrap(), (true, Effort::Max));
+        assert!(
+            t(
+                "deepseek-chat",
+                serde_json::json!({"thinking": {"type": "enabled"}})
+            )
+            .unwrap()
+            .0
+        );
+        assert!(
+            !t(
+                "deepseek-reasoner",
+                serde_json::json!({"reasoning_effort": "none"})
+            )
+            .unwrap()
+            .0
+        );
+        assert_eq!(
+            t("m", serde_json::json!({"reasoning_effort": "xhigh"})).unwrap(),
+            (true, Effort::Max)
+        );
         assert!(t("m", serde_json::json!({"reasoning_effort": "extreme"})).is_err());
         // The server default applies last.
-        let off = ServerConfig { default_thinking: ThinkingDefault::Off, ..ServerConfig::default() };
-        assert!(!options(&off, &chat("m", serde_json::json!({}))).unwrap().thinking);
-        assert!(options(&off, &chat("m-reasoner", serde_json::json!({}))).unwrap().thinking);
-        let max = ServerConfig { default_thinking: ThinkingDefault::Max, ..ServerConfig::default() };
-        assert_eq!(options(&max, &chat("m", serde_json::json!({}))).unwrap().effort, Effort::Max);
+        let off = ServerConfig {
+            default_thinking: ThinkingDefault::Off,
+            ..ServerConfig::default()
+        };
+        assert!(
+            !options(&off, &chat("m", serde_json::json!({})))
+                .unwrap()
+                .thinking
+        );
+        assert!(
+            options(&off, &chat("m-reasoner", serde_json::json!({})))
+                .unwrap()
+                .thinking
+        );
+        let max = ServerConfig {
+            default_thinking: ThinkingDefault::Max,
+            ..ServerConfig::default()
+        };
+        assert_eq!(
+            options(&max, &chat("m", serde_json::json!({})))
+                .unwrap()
+                .effort,
+            Effort::Max
+        );
     }
 }

@@ -60,7 +60,11 @@ struct Stored {
 
 impl ResponseStore {
     pub(crate) fn new(cap: usize) -> ResponseStore {
-        ResponseStore { cap, map: HashMap::new(), order: VecDeque::new() }
+        ResponseStore {
+            cap,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
     fn put(&mut self, id: String, s: Stored) {
@@ -109,10 +113,16 @@ struct ResponsesRequest {
 
 fn part_text(p: &Value) -> String {
     match p.get("type").and_then(Value::as_str) {
-        Some("input_text" | "output_text" | "text" | "summary_text" | "reasoning_text") | None => {
-            p.get("text").and_then(Value::as_str).unwrap_or_default().to_string()
-        }
-        Some("refusal") => p.get("refusal").and_then(Value::as_str).unwrap_or_default().to_string(),
+        Some("input_text" | "output_text" | "text" | "summary_text" | "reasoning_text") | None => p
+            .get("text")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        Some("refusal") => p
+            .get("refusal")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
         Some(kind) => prompt::placeholder(kind.trim_start_matches("input_")),
     }
 }
@@ -149,10 +159,9 @@ impl Builder {
     }
 
     fn reasoning(&mut self, text: String) {
-        let starts_new = self
-            .assistant
-            .as_ref()
-            .is_some_and(|a| a.tool_calls.is_some() || a.content.as_ref().is_some_and(|c| !c.flatten().is_empty()));
+        let starts_new = self.assistant.as_ref().is_some_and(|a| {
+            a.tool_calls.is_some() || a.content.as_ref().is_some_and(|c| !c.flatten().is_empty())
+        });
         if starts_new {
             self.flush();
         }
@@ -167,7 +176,11 @@ impl Builder {
         a.tool_calls.get_or_insert_with(Vec::new).push(ToolCall {
             id: call_id.map(String::from),
             kind: Some("function".into()),
-            function: FunctionCall { name: name.to_string(), arguments, id: None },
+            function: FunctionCall {
+                name: name.to_string(),
+                arguments,
+                id: None,
+            },
         });
     }
 
@@ -180,7 +193,11 @@ impl Builder {
 
     fn item(&mut self, item: &Value) {
         let s = |k: &str| item.get(k).and_then(Value::as_str);
-        let kind = s("type").unwrap_or(if item.get("role").is_some() { "message" } else { "" });
+        let kind = s("type").unwrap_or(if item.get("role").is_some() {
+            "message"
+        } else {
+            ""
+        });
         match kind {
             "message" => {
                 let text = content_text(item.get("content"));
@@ -188,7 +205,10 @@ impl Builder {
                     "assistant" => {
                         let a = self.pending();
                         let prev = a.content.as_ref().map(|c| c.flatten()).unwrap_or_default();
-                        *a = ChatMessage { content: Some(dsv4_tokenizer::chat::MessageContent::Text(prev + &text)), ..a.clone() };
+                        *a = ChatMessage {
+                            content: Some(dsv4_tokenizer::chat::MessageContent::Text(prev + &text)),
+                            ..a.clone()
+                        };
                     }
                     role => {
                         self.flush();
@@ -204,21 +224,42 @@ impl Builder {
             "reasoning" => {
                 let text = s("encrypted_content")
                     .and_then(ids::reasoning_from_blob)
-                    .or_else(|| item.get("content").filter(|c| c.is_array()).map(|c| content_text(Some(c))))
-                    .or_else(|| item.get("summary").filter(|c| c.is_array()).map(|c| content_text(Some(c))))
+                    .or_else(|| {
+                        item.get("content")
+                            .filter(|c| c.is_array())
+                            .map(|c| content_text(Some(c)))
+                    })
+                    .or_else(|| {
+                        item.get("summary")
+                            .filter(|c| c.is_array())
+                            .map(|c| content_text(Some(c)))
+                    })
                     .unwrap_or_default();
                 self.reasoning(text);
             }
             "function_call" => {
-                let args = item.get("arguments").cloned().unwrap_or_else(|| json!("{}"));
-                self.call(s("call_id").or(s("id")), s("name").unwrap_or_default(), args);
+                let args = item
+                    .get("arguments")
+                    .cloned()
+                    .unwrap_or_else(|| json!("{}"));
+                self.call(
+                    s("call_id").or(s("id")),
+                    s("name").unwrap_or_default(),
+                    args,
+                );
             }
             "custom_tool_call" => {
                 let args = json!({"input": s("input").unwrap_or_default()}).to_string();
-                self.call(s("call_id").or(s("id")), s("name").unwrap_or_default(), Value::String(args));
+                self.call(
+                    s("call_id").or(s("id")),
+                    s("name").unwrap_or_default(),
+                    Value::String(args),
+                );
             }
             "local_shell_call" => {
-                let args = item.get("action").map_or_else(|| "{}".to_string(), Value::to_string);
+                let args = item
+                    .get("action")
+                    .map_or_else(|| "{}".to_string(), Value::to_string);
                 self.call(s("call_id").or(s("id")), "local_shell", Value::String(args));
             }
             "function_call_output" | "custom_tool_call_output" | "local_shell_call_output" => {
@@ -249,8 +290,13 @@ fn toolset(tools: &[Value]) -> Result<ToolSet, ApiError> {
             tracing::debug!(kind, "hosted tool skipped");
             continue;
         }
-        let name = t.get("name").and_then(Value::as_str).filter(|n| !n.is_empty());
-        let name = name.ok_or_else(|| ApiError::invalid_param(&format!("tools[{i}].name"), "a tool needs a non-empty name"))?;
+        let name = t
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let name = name.ok_or_else(|| {
+            ApiError::invalid_param(&format!("tools[{i}].name"), "a tool needs a non-empty name")
+        })?;
         let description = t.get("description").and_then(Value::as_str);
         if kind == "custom" {
             set.custom(name, description, t.get("format"));
@@ -283,7 +329,13 @@ struct Echo {
 }
 
 impl Echo {
-    fn response(&self, status: &str, output: &[Value], usage: Option<Value>, extra: Option<(&str, Value)>) -> Value {
+    fn response(
+        &self,
+        status: &str,
+        output: &[Value],
+        usage: Option<Value>,
+        extra: Option<(&str, Value)>,
+    ) -> Value {
         let mut v = json!({
             "id": self.id, "object": "response", "created_at": self.created, "status": status,
             "model": self.model, "output": output, "error": null, "incomplete_details": null,
@@ -314,7 +366,11 @@ fn usage_json(f: &Finish) -> Value {
 
 /// Output items under construction.
 fn reasoning_item(id: &str, text: &str, summary: bool, status: &str) -> Value {
-    let s = if summary && !text.is_empty() { json!([{"type": "summary_text", "text": text}]) } else { json!([]) };
+    let s = if summary && !text.is_empty() {
+        json!([{"type": "summary_text", "text": text}])
+    } else {
+        json!([])
+    };
     json!({"type": "reasoning", "id": id, "summary": s, "content": [{"type": "reasoning_text", "text": text}],
         "encrypted_content": ids::reasoning_blob(text), "status": status})
 }
@@ -337,7 +393,11 @@ fn call_item(id: &str, call_id: &str, name: &str, args: &str, custom: bool, stat
 }
 
 /// The assistant turn an output adds to the conversation (for the store).
-fn output_message(reasoning: &str, content: &str, calls: &[(String, String, String)]) -> ChatMessage {
+fn output_message(
+    reasoning: &str,
+    content: &str,
+    calls: &[(String, String, String)],
+) -> ChatMessage {
     let mut m = ChatMessage::new(Role::Assistant, content);
     m.reasoning_content = (!reasoning.is_empty()).then(|| reasoning.to_string());
     if !calls.is_empty() {
@@ -347,7 +407,11 @@ fn output_message(reasoning: &str, content: &str, calls: &[(String, String, Stri
                 .map(|(call_id, name, args)| ToolCall {
                     id: Some(call_id.clone()),
                     kind: Some("function".into()),
-                    function: FunctionCall { name: name.clone(), arguments: Value::String(args.clone()), id: None },
+                    function: FunctionCall {
+                        name: name.clone(),
+                        arguments: Value::String(args.clone()),
+                        id: None,
+                    },
                 })
                 .collect(),
         );
@@ -355,19 +419,38 @@ fn output_message(reasoning: &str, content: &str, calls: &[(String, String, Stri
     m
 }
 
-fn store(st: &AppState, echo: &Echo, mut messages: Vec<ChatMessage>, turn: ChatMessage, response: &Value) {
+fn store(
+    st: &AppState,
+    echo: &Echo,
+    mut messages: Vec<ChatMessage>,
+    turn: ChatMessage,
+    response: &Value,
+) {
     if !echo.store {
         return;
     }
     messages.push(turn);
     if let Ok(mut s) = st.responses.lock() {
-        s.put(echo.id.clone(), Stored { messages, response: response.clone() });
+        s.put(
+            echo.id.clone(),
+            Stored {
+                messages,
+                response: response.clone(),
+            },
+        );
     }
 }
 
 /// `GET /v1/responses/{id}`.
-pub(crate) async fn get(State(st): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, OpenAiError> {
-    let found = st.responses.lock().ok().and_then(|s| s.get(&id).map(|x| x.response.clone()));
+pub(crate) async fn get(
+    State(st): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, OpenAiError> {
+    let found = st
+        .responses
+        .lock()
+        .ok()
+        .and_then(|s| s.get(&id).map(|x| x.response.clone()));
     match found {
         Some(v) => Ok(axum::Json(v).into_response()),
         None => Err(ApiError::not_found(format!("no stored response with id {id:?}")).into()),
@@ -375,7 +458,10 @@ pub(crate) async fn get(State(st): State<Arc<AppState>>, Path(id): Path<String>)
 }
 
 /// `POST /v1/responses`.
-pub(crate) async fn create(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, OpenAiError> {
+pub(crate) async fn create(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
     let ready = st.ready()?;
     let (parts, body) = req.into_parts();
     let r: ResponsesRequest = crate::body::json(body, st.cfg.max_body_bytes).await?;
@@ -407,7 +493,13 @@ pub(crate) async fn create(State(st): State<Arc<AppState>>, req: Request) -> Res
         messages,
         tools: (!toolset.is_empty()).then(|| toolset.render.clone()),
         response_format: format.clone(),
-        reasoning_effort: effort.as_deref().map(|e| if e == "minimal" { "none".to_string() } else { e.to_string() }),
+        reasoning_effort: effort.as_deref().map(|e| {
+            if e == "minimal" {
+                "none".to_string()
+            } else {
+                e.to_string()
+            }
+        }),
         ..Default::default()
     };
     let opts = prompt::options(&st.cfg, &chat)?;
@@ -427,7 +519,9 @@ pub(crate) async fn create(State(st): State<Arc<AppState>>, req: Request) -> Res
     )?;
     let spec = GenSpec {
         prompt: prompt_ids,
-        sampling: r.sampling.params(&decoding.ban, ready.tokenizer.vocab_size())?,
+        sampling: r
+            .sampling
+            .params(&decoding.ban, ready.tokenizer.vocab_size())?,
         max_tokens,
         stop: Vec::new(),
         thinking: opts.thinking,
@@ -435,7 +529,9 @@ pub(crate) async fn create(State(st): State<Arc<AppState>>, req: Request) -> Res
         logprobs: None,
         session_key: crate::body::session_key(&parts.headers, r.prompt_cache_key.as_deref()),
         mask: decoding.mask,
-        parse: ParseMode::Chat { plain_tags: decoding.plain_tags },
+        parse: ParseMode::Chat {
+            plain_tags: decoding.plain_tags,
+        },
     };
     let echo = Echo {
         id: ids::new_id("resp_"),
@@ -450,28 +546,53 @@ pub(crate) async fn create(State(st): State<Arc<AppState>>, req: Request) -> Res
         store: r.store.unwrap_or(true),
         temperature: r.sampling.temperature,
         top_p: r.sampling.top_p,
-        text: r.text.clone().unwrap_or_else(|| json!({"format": {"type": "text"}})),
+        text: r
+            .text
+            .clone()
+            .unwrap_or_else(|| json!({"format": {"type": "text"}})),
         tool_choice: r.tool_choice.clone().unwrap_or_else(|| json!("auto")),
         tools: r.tools.clone().unwrap_or_default(),
         metadata: r.metadata.clone().unwrap_or_else(|| json!({})),
     };
     let gen_ = generate::start(&ready, &st.metrics, spec)?;
     if r.stream.unwrap_or(false) {
-        let mut w = ResponseStream::new(Arc::clone(&st), echo, history, toolset.custom.clone(), opts.thinking);
+        let mut w = ResponseStream::new(
+            Arc::clone(&st),
+            echo,
+            history,
+            toolset.custom.clone(),
+            opts.thinking,
+        );
         let created = w.response_event("response.created", "in_progress");
         let progress = w.response_event("response.in_progress", "in_progress");
-        return Ok(sse::stream(gen_, w, vec![created, progress], st.cfg.keepalive));
+        return Ok(sse::stream(
+            gen_,
+            w,
+            vec![created, progress],
+            st.cfg.keepalive,
+        ));
     }
     let c = gen_.collect().await;
     let v = complete(&st, &echo, history, &toolset.custom, &c)?;
     Ok(axum::Json(v).into_response())
 }
 
-fn complete(st: &AppState, echo: &Echo, history: Vec<ChatMessage>, custom: &HashSet<String>, c: &Collected) -> Result<Value, ApiError> {
+fn complete(
+    st: &AppState,
+    echo: &Echo,
+    history: Vec<ChatMessage>,
+    custom: &HashSet<String>,
+    c: &Collected,
+) -> Result<Value, ApiError> {
     let f = c.outcome()?;
     let mut output = Vec::new();
     if !c.reasoning.is_empty() {
-        output.push(reasoning_item(&ids::new_id("rs_"), &c.reasoning, echo.summary.is_some(), "completed"));
+        output.push(reasoning_item(
+            &ids::new_id("rs_"),
+            &c.reasoning,
+            echo.summary.is_some(),
+            "completed",
+        ));
     }
     if !c.content.is_empty() {
         output.push(message_item(&ids::new_id("msg_"), &c.content, "completed"));
@@ -480,24 +601,57 @@ fn complete(st: &AppState, echo: &Echo, history: Vec<ChatMessage>, custom: &Hash
     for call in c.presented_calls() {
         let call_id = ids::new_id("call_");
         let is_custom = custom.contains(&call.name);
-        output.push(call_item(&ids::new_id(if is_custom { "ctc_" } else { "fc_" }), &call_id, &call.name, &call.arguments, is_custom, "completed"));
+        output.push(call_item(
+            &ids::new_id(if is_custom { "ctc_" } else { "fc_" }),
+            &call_id,
+            &call.name,
+            &call.arguments,
+            is_custom,
+            "completed",
+        ));
         calls.push((call_id, call.name.clone(), call.arguments.clone()));
     }
     let v = if f.truncated() {
-        echo.response("incomplete", &output, Some(usage_json(f)), Some(("incomplete_details", json!({"reason": "max_output_tokens"}))))
+        echo.response(
+            "incomplete",
+            &output,
+            Some(usage_json(f)),
+            Some(("incomplete_details", json!({"reason": "max_output_tokens"}))),
+        )
     } else {
         echo.response("completed", &output, Some(usage_json(f)), None)
     };
-    store(st, echo, history, output_message(&c.reasoning, &c.content, &calls), &v);
+    store(
+        st,
+        echo,
+        history,
+        output_message(&c.reasoning, &c.content, &calls),
+        &v,
+    );
     Ok(v)
 }
 
 #[derive(Debug)]
 enum Item {
     None,
-    Reasoning { id: String, index: usize, text: String },
-    Message { id: String, index: usize, text: String },
-    Call { id: String, index: usize, call_id: String, name: String, args: String, custom: bool },
+    Reasoning {
+        id: String,
+        index: usize,
+        text: String,
+    },
+    Message {
+        id: String,
+        index: usize,
+        text: String,
+    },
+    Call {
+        id: String,
+        index: usize,
+        call_id: String,
+        name: String,
+        args: String,
+        custom: bool,
+    },
 }
 
 struct ResponseStream {
@@ -516,7 +670,13 @@ struct ResponseStream {
 }
 
 impl ResponseStream {
-    fn new(st: Arc<AppState>, echo: Echo, history: Vec<ChatMessage>, custom: HashSet<String>, thinking: bool) -> Self {
+    fn new(
+        st: Arc<AppState>,
+        echo: Echo,
+        history: Vec<ChatMessage>,
+        custom: HashSet<String>,
+        thinking: bool,
+    ) -> Self {
         ResponseStream {
             st,
             echo,
@@ -566,23 +726,39 @@ impl ResponseStream {
                     let b = json!({"item_id": id, "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": text}});
                     out.push(self.ev("response.reasoning_summary_part.done", Self::obj(b)));
                 }
-                let b = json!({"item_id": id, "output_index": index, "content_index": 0, "text": text});
+                let b =
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "text": text});
                 out.push(self.ev("response.reasoning_text.done", Self::obj(b)));
                 let item = reasoning_item(&id, &text, self.summary(), "completed");
                 self.output.push(item.clone());
-                out.push(self.ev("response.output_item.done", Self::obj(json!({"output_index": index, "item": item}))));
+                out.push(self.ev(
+                    "response.output_item.done",
+                    Self::obj(json!({"output_index": index, "item": item})),
+                ));
             }
             Item::Message { id, index, text } => {
                 let b = json!({"item_id": id, "output_index": index, "content_index": 0, "text": text, "logprobs": []});
                 out.push(self.ev("response.output_text.done", Self::obj(b)));
-                let part = json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
-                let b = json!({"item_id": id, "output_index": index, "content_index": 0, "part": part});
+                let part =
+                    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []});
+                let b =
+                    json!({"item_id": id, "output_index": index, "content_index": 0, "part": part});
                 out.push(self.ev("response.content_part.done", Self::obj(b)));
                 let item = message_item(&id, &text, status);
                 self.output.push(item.clone());
-                out.push(self.ev("response.output_item.done", Self::obj(json!({"output_index": index, "item": item}))));
+                out.push(self.ev(
+                    "response.output_item.done",
+                    Self::obj(json!({"output_index": index, "item": item})),
+                ));
             }
-            Item::Call { id, index, call_id, name, args, custom } => {
+            Item::Call {
+                id,
+                index,
+                call_id,
+                name,
+                args,
+                custom,
+            } => {
                 let item = call_item(&id, &call_id, &name, &args, custom, status);
                 if custom {
                     let input = item.get("input").cloned().unwrap_or_else(|| json!(""));
@@ -598,14 +774,20 @@ impl ResponseStream {
                     self.calls.push((call_id, name, args));
                 }
                 self.output.push(item.clone());
-                out.push(self.ev("response.output_item.done", Self::obj(json!({"output_index": index, "item": item}))));
+                out.push(self.ev(
+                    "response.output_item.done",
+                    Self::obj(json!({"output_index": index, "item": item})),
+                ));
             }
         }
     }
 
     fn added(&mut self, item: Value, out: &mut Vec<Bytes>) -> usize {
         let index = self.output.len();
-        out.push(self.ev("response.output_item.added", Self::obj(json!({"output_index": index, "item": item}))));
+        out.push(self.ev(
+            "response.output_item.added",
+            Self::obj(json!({"output_index": index, "item": item})),
+        ));
         index
     }
 
@@ -613,12 +795,19 @@ impl ResponseStream {
         if !matches!(self.open, Item::Reasoning { .. }) {
             self.close(out, "completed");
             let id = ids::new_id("rs_");
-            let index = self.added(json!({"type": "reasoning", "id": id, "summary": [], "status": "in_progress"}), out);
+            let index = self.added(
+                json!({"type": "reasoning", "id": id, "summary": [], "status": "in_progress"}),
+                out,
+            );
             if self.summary() {
                 let b = json!({"item_id": id, "output_index": index, "summary_index": 0, "part": {"type": "summary_text", "text": ""}});
                 out.push(self.ev("response.reasoning_summary_part.added", Self::obj(b)));
             }
-            self.open = Item::Reasoning { id, index, text: String::new() };
+            self.open = Item::Reasoning {
+                id,
+                index,
+                text: String::new(),
+            };
         }
         let (id, index) = match &mut self.open {
             Item::Reasoning { id, index, text } => {
@@ -645,10 +834,15 @@ impl ResponseStream {
             let id = ids::new_id("msg_");
             let item = json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []});
             let index = self.added(item, out);
-            let part = json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []});
+            let part =
+                json!({"type": "output_text", "text": "", "annotations": [], "logprobs": []});
             let b = json!({"item_id": id, "output_index": index, "content_index": 0, "part": part});
             out.push(self.ev("response.content_part.added", Self::obj(b)));
-            self.open = Item::Message { id, index, text: String::new() };
+            self.open = Item::Message {
+                id,
+                index,
+                text: String::new(),
+            };
         }
         let (id, index) = match &mut self.open {
             Item::Message { id, index, text } => {
@@ -668,12 +862,24 @@ impl ResponseStream {
         let usage = Some(usage_json(f));
         let (name, v) = if truncated {
             let extra = Some(("incomplete_details", json!({"reason": "max_output_tokens"})));
-            ("response.incomplete", self.echo.response("incomplete", &self.output, usage, extra))
+            (
+                "response.incomplete",
+                self.echo.response("incomplete", &self.output, usage, extra),
+            )
         } else {
-            ("response.completed", self.echo.response("completed", &self.output, usage, None))
+            (
+                "response.completed",
+                self.echo.response("completed", &self.output, usage, None),
+            )
         };
         let turn = output_message(&self.reasoning, &self.content, &self.calls);
-        store(&self.st, &self.echo, std::mem::take(&mut self.history), turn, &v);
+        store(
+            &self.st,
+            &self.echo,
+            std::mem::take(&mut self.history),
+            turn,
+            &v,
+        );
         out.push(self.ev(name, Self::obj(json!({"response": v}))));
     }
 }
@@ -695,11 +901,24 @@ impl SseWriter for ResponseStream {
                     let call_id = ids::new_id("call_");
                     let item = call_item(&id, &call_id, &name, "", custom, "in_progress");
                     let index = self.added(item, out);
-                    self.open = Item::Call { id, index, call_id, name, args: String::new(), custom };
+                    self.open = Item::Call {
+                        id,
+                        index,
+                        call_id,
+                        name,
+                        args: String::new(),
+                        custom,
+                    };
                 }
                 Ev::ToolArgs { fragment, .. } => {
                     let delta = match &mut self.open {
-                        Item::Call { id, index, args, custom, .. } => {
+                        Item::Call {
+                            id,
+                            index,
+                            args,
+                            custom,
+                            ..
+                        } => {
                             args.push_str(&fragment);
                             (!*custom).then(|| (id.clone(), *index))
                         }
@@ -710,11 +929,21 @@ impl SseWriter for ResponseStream {
                         out.push(self.ev("response.function_call_arguments.delta", Self::obj(b)));
                     }
                 }
-                Ev::ToolEnd { call, .. } => self.close(out, if call.closed { "completed" } else { "incomplete" }),
+                Ev::ToolEnd { call, .. } => self.close(
+                    out,
+                    if call.closed {
+                        "completed"
+                    } else {
+                        "incomplete"
+                    },
+                ),
                 Ev::Finished(f) => self.finish(&f, out),
                 Ev::Failed(e) => {
                     self.failed = true;
-                    let extra = Some(("error", json!({"code": "server_error", "message": e.message})));
+                    let extra = Some((
+                        "error",
+                        json!({"code": "server_error", "message": e.message}),
+                    ));
                     let v = self.echo.response("failed", &self.output, None, extra);
                     out.push(self.ev("response.failed", Self::obj(json!({"response": v}))));
                 }
@@ -749,15 +978,34 @@ mod tests {
         ]);
         let m = input_messages(Some(&input));
         let roles: Vec<Role> = m.iter().map(|x| x.role).collect();
-        assert_eq!(roles, [Role::User, Role::Assistant, Role::Tool, Role::Tool, Role::Assistant, Role::User]);
+        assert_eq!(
+            roles,
+            [
+                Role::User,
+                Role::Assistant,
+                Role::Tool,
+                Role::Tool,
+                Role::Assistant,
+                Role::User
+            ]
+        );
         assert_eq!(m[1].reasoning_content.as_deref(), Some("exact thoughts"));
         let calls = m[1].tool_calls.as_ref().unwrap();
         assert_eq!(calls.len(), 2);
-        assert_eq!(calls[1].function.arguments, json!("{\"input\":\"*** Begin Patch\"}"));
+        assert_eq!(
+            calls[1].function.arguments,
+            json!("{\"input\":\"*** Begin Patch\"}")
+        );
         assert_eq!(m[3].content.as_ref().unwrap().flatten(), "done");
         assert_eq!(m[4].reasoning_content.as_deref(), Some("foreign"));
         assert_eq!(m[4].content.as_ref().unwrap().flatten(), "ok");
-        assert!(m[5].content.as_ref().unwrap().flatten().contains("image omitted"));
+        assert!(
+            m[5].content
+                .as_ref()
+                .unwrap()
+                .flatten()
+                .contains("image omitted")
+        );
         assert_eq!(input_messages(Some(&json!("hi"))).len(), 1);
         assert!(input_messages(Some(&json!([]))).is_empty());
     }
@@ -766,7 +1014,13 @@ mod tests {
     fn store_is_bounded() {
         let mut s = ResponseStore::new(2);
         for i in 0..3 {
-            s.put(format!("r{i}"), Stored { messages: vec![], response: json!(i) });
+            s.put(
+                format!("r{i}"),
+                Stored {
+                    messages: vec![],
+                    response: json!(i),
+                },
+            );
         }
         assert!(s.get("r0").is_none());
         assert!(s.get("r2").is_some());

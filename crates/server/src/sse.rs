@@ -90,15 +90,30 @@ impl<W: SseWriter> Driver<W> {
 }
 
 /// The streaming response: `first` frames are sent immediately.
-pub(crate) fn stream<W: SseWriter>(generation: Generation, writer: W, first: Vec<Bytes>, keepalive: Duration) -> Response {
-    let driver = Driver { generation, writer, pending: first.into(), keepalive, last_sent: Instant::now(), ended: false };
+pub(crate) fn stream<W: SseWriter>(
+    generation: Generation,
+    writer: W,
+    first: Vec<Bytes>,
+    keepalive: Duration,
+) -> Response {
+    let driver = Driver {
+        generation,
+        writer,
+        pending: first.into(),
+        keepalive,
+        last_sent: Instant::now(),
+        ended: false,
+    };
     let body = futures_util::stream::unfold(driver, |mut d| async move {
         d.next_chunk().await.map(|b| (Ok::<_, Infallible>(b), d))
     });
     let mut resp = Response::new(Body::from_stream(body));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp

@@ -79,11 +79,15 @@ impl Metrics {
     }
 
     pub(crate) fn http_snapshot(&self) -> Vec<((String, u16), u64)> {
-        self.http.lock().map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect()).unwrap_or_default()
+        self.http
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default()
     }
 
     pub(crate) fn ttft(&self, seconds: f64) {
-        self.ttft_us.fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+        self.ttft_us
+            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
         self.ttft_n.fetch_add(1, Ordering::Relaxed);
     }
 }

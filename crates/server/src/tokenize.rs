@@ -38,7 +38,10 @@ struct TokenizeRequest {
 }
 
 /// `POST /tokenize`.
-pub(crate) async fn tokenize(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, OpenAiError> {
+pub(crate) async fn tokenize(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
     let ready = st.ready()?;
     let r: TokenizeRequest = crate::body::json(req.into_body(), st.cfg.max_body_bytes).await?;
     let ids = match (r.content, r.messages) {
@@ -71,7 +74,10 @@ pub(crate) async fn tokenize(State(st): State<Arc<AppState>>, req: Request) -> R
             prompt::render(&ready, chat, opts).await?
         }
         _ => {
-            return Err(ApiError::invalid("send either `content` (text) or `messages` (a chat to render)").into());
+            return Err(ApiError::invalid(
+                "send either `content` (text) or `messages` (a chat to render)",
+            )
+            .into());
         }
     };
     let tokens: Vec<Value> = if r.with_pieces.unwrap_or(false) {
@@ -81,7 +87,10 @@ pub(crate) async fn tokenize(State(st): State<Arc<AppState>>, req: Request) -> R
     } else {
         ids.iter().map(|&id| json!(id)).collect()
     };
-    Ok(axum::Json(json!({"tokens": tokens, "count": ids.len(), "max_model_len": ready.ctx})).into_response())
+    Ok(
+        axum::Json(json!({"tokens": tokens, "count": ids.len(), "max_model_len": ready.ctx}))
+            .into_response(),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,9 +99,15 @@ struct DetokenizeRequest {
 }
 
 /// `POST /detokenize`.
-pub(crate) async fn detokenize(State(st): State<Arc<AppState>>, req: Request) -> Result<Response, OpenAiError> {
+pub(crate) async fn detokenize(
+    State(st): State<Arc<AppState>>,
+    req: Request,
+) -> Result<Response, OpenAiError> {
     let ready = st.ready()?;
     let r: DetokenizeRequest = crate::body::json(req.into_body(), st.cfg.max_body_bytes).await?;
-    let text = ready.tokenizer.decode(&r.tokens).map_err(|e| ApiError::invalid_param("tokens", e.to_string()))?;
+    let text = ready
+        .tokenizer
+        .decode(&r.tokens)
+        .map_err(|e| ApiError::invalid_param("tokens", e.to_string()))?;
     Ok(axum::Json(json!({"content": text})).into_response())
 }

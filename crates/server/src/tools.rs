@@ -45,7 +45,12 @@ fn custom_parameters() -> Value {
 
 impl ToolSet {
     /// Adds a function tool. `parameters` may be absent (no arguments).
-    pub(crate) fn function(&mut self, name: &str, description: Option<&str>, parameters: Option<&Value>) {
+    pub(crate) fn function(
+        &mut self,
+        name: &str,
+        description: Option<&str>,
+        parameters: Option<&Value>,
+    ) {
         let mut f = Map::new();
         f.insert("name".into(), Value::String(name.to_string()));
         if let Some(d) = description {
@@ -54,16 +59,30 @@ impl ToolSet {
         if let Some(p) = parameters {
             f.insert("parameters".into(), p.clone());
         }
-        self.render.push(Tool { kind: Some("function".into()), function: f });
-        self.specs.push(ToolSpec { name: name.to_string(), parameters: parameters.cloned() });
+        self.render.push(Tool {
+            kind: Some("function".into()),
+            function: f,
+        });
+        self.specs.push(ToolSpec {
+            name: name.to_string(),
+            parameters: parameters.cloned(),
+        });
     }
 
     /// Adds a freeform tool (`format` is its grammar description, if any).
     pub(crate) fn custom(&mut self, name: &str, description: Option<&str>, format: Option<&Value>) {
         let mut d = description.unwrap_or_default().to_string();
-        if let Some(def) = format.and_then(|f| f.get("definition")).and_then(Value::as_str) {
-            let syntax = format.and_then(|f| f.get("syntax")).and_then(Value::as_str).unwrap_or("grammar");
-            d.push_str(&format!("\n\nThe input must follow this {syntax} grammar:\n{def}"));
+        if let Some(def) = format
+            .and_then(|f| f.get("definition"))
+            .and_then(Value::as_str)
+        {
+            let syntax = format
+                .and_then(|f| f.get("syntax"))
+                .and_then(Value::as_str)
+                .unwrap_or("grammar");
+            d.push_str(&format!(
+                "\n\nThe input must follow this {syntax} grammar:\n{def}"
+            ));
         }
         let params = custom_parameters();
         self.function(name, Some(d.trim()), Some(&params));
@@ -88,11 +107,19 @@ impl ToolSet {
                     continue;
                 }
             };
-            let name = body.and_then(|b| b.get("name")).and_then(Value::as_str).filter(|n| !n.is_empty());
+            let name = body
+                .and_then(|b| b.get("name"))
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty());
             let Some(name) = name else {
-                return Err(ApiError::invalid_param(&format!("tools[{i}]"), "a tool needs a non-empty name"));
+                return Err(ApiError::invalid_param(
+                    &format!("tools[{i}]"),
+                    "a tool needs a non-empty name",
+                ));
             };
-            let description = body.and_then(|b| b.get("description")).and_then(Value::as_str);
+            let description = body
+                .and_then(|b| b.get("description"))
+                .and_then(Value::as_str);
             if kind == "custom" {
                 set.custom(name, description, body.and_then(|b| b.get("format")));
             } else {
@@ -156,7 +183,9 @@ impl Choice {
 /// Structured output requested by `response_format` (chat) or `text.format`
 /// (Responses).
 pub(crate) fn json_format(v: Option<&Value>) -> Result<Option<Constraint>, ApiError> {
-    let Some(v) = v.filter(|v| !v.is_null()) else { return Ok(None) };
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
     match v.get("type").and_then(Value::as_str) {
         Some("text") | None => Ok(None),
         Some("json_object") => Ok(Some(Constraint::Json { schema: None })),
@@ -166,12 +195,18 @@ pub(crate) fn json_format(v: Option<&Value>) -> Result<Option<Constraint>, ApiEr
                 .and_then(|j| j.get("schema"))
                 .or_else(|| v.get("schema"))
                 .cloned()
-                .ok_or_else(|| ApiError::invalid_param("response_format", "json_schema needs a `schema`"))?;
-            Ok(Some(Constraint::Json { schema: Some(schema) }))
+                .ok_or_else(|| {
+                    ApiError::invalid_param("response_format", "json_schema needs a `schema`")
+                })?;
+            Ok(Some(Constraint::Json {
+                schema: Some(schema),
+            }))
         }
         Some(other) => Err(ApiError::invalid_param(
             "response_format",
-            format!("unsupported response_format type {other:?}; use text, json_object or json_schema"),
+            format!(
+                "unsupported response_format type {other:?}; use text, json_object or json_schema"
+            ),
         )),
     }
 }
@@ -203,10 +238,16 @@ pub(crate) fn decoding(ready: &Ready, r: DecodingRequest<'_>) -> Result<Decoding
     let no_calls = r.tools.is_empty() || r.choice == Choice::None;
     let mode = match &r.choice {
         Choice::Required if r.tools.is_empty() => {
-            return Err(ApiError::invalid_param("tool_choice", "tool_choice is \"required\" but the request has no tools"));
+            return Err(ApiError::invalid_param(
+                "tool_choice",
+                "tool_choice is \"required\" but the request has no tools",
+            ));
         }
         Choice::Named(n) if !r.tools.specs.iter().any(|t| &t.name == n) => {
-            return Err(ApiError::invalid_param("tool_choice", format!("tool_choice names {n:?}, which is not among the request's tools")));
+            return Err(ApiError::invalid_param(
+                "tool_choice",
+                format!("tool_choice names {n:?}, which is not among the request's tools"),
+            ));
         }
         Choice::Required => Some(ToolMode::Required),
         Choice::Named(n) => Some(ToolMode::Named(n.clone())),
@@ -214,18 +255,31 @@ pub(crate) fn decoding(ready: &Ready, r: DecodingRequest<'_>) -> Result<Decoding
         _ => None,
     };
     let constraint = match (mode, r.format) {
-        (Some(mode), _) => Some(Constraint::Tools { tools: r.tools.specs.clone(), mode, parallel: r.parallel }),
+        (Some(mode), _) => Some(Constraint::Tools {
+            tools: r.tools.specs.clone(),
+            mode,
+            parallel: r.parallel,
+        }),
         (None, format) => format,
     };
     let mask = match &constraint {
         Some(c) => {
-            let m: Box<dyn LogitMask> = Box::new(ready.constraints.mask(c, r.thinking, r.max_tokens)?);
+            let m: Box<dyn LogitMask> =
+                Box::new(ready.constraints.mask(c, r.thinking, r.max_tokens)?);
             Some(m)
         }
         None => None,
     };
     let forbid_calls = no_calls || matches!(constraint, Some(Constraint::Json { .. }));
-    Ok(Decoding { mask, ban: if forbid_calls { vec![ready.ids.dsml] } else { Vec::new() }, plain_tags: !forbid_calls })
+    Ok(Decoding {
+        mask,
+        ban: if forbid_calls {
+            vec![ready.ids.dsml]
+        } else {
+            Vec::new()
+        },
+        plain_tags: !forbid_calls,
+    })
 }
 
 #[cfg(test)]
@@ -235,18 +289,37 @@ mod tests {
     #[test]
     fn choices_and_formats() {
         assert_eq!(Choice::from_openai(None).unwrap(), Choice::Auto);
-        assert_eq!(Choice::from_openai(Some(&json!("required"))).unwrap(), Choice::Required);
         assert_eq!(
-            Choice::from_openai(Some(&json!({"type": "function", "function": {"name": "f"}}))).unwrap(),
+            Choice::from_openai(Some(&json!("required"))).unwrap(),
+            Choice::Required
+        );
+        assert_eq!(
+            Choice::from_openai(Some(
+                &json!({"type": "function", "function": {"name": "f"}})
+            ))
+            .unwrap(),
             Choice::Named("f".into())
         );
-        assert_eq!(Choice::from_openai(Some(&json!({"type": "function", "name": "g"}))).unwrap(), Choice::Named("g".into()));
+        assert_eq!(
+            Choice::from_openai(Some(&json!({"type": "function", "name": "g"}))).unwrap(),
+            Choice::Named("g".into())
+        );
         assert!(Choice::from_openai(Some(&json!("sometimes"))).is_err());
         assert!(Choice::from_openai(Some(&json!(3))).is_err());
         assert_eq!(json_format(Some(&json!({"type": "text"}))).unwrap(), None);
-        assert_eq!(json_format(Some(&json!({"type": "json_object"}))).unwrap(), Some(Constraint::Json { schema: None }));
-        let s = json_format(Some(&json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}})));
-        assert_eq!(s.unwrap(), Some(Constraint::Json { schema: Some(json!({"type": "object"})) }));
+        assert_eq!(
+            json_format(Some(&json!({"type": "json_object"}))).unwrap(),
+            Some(Constraint::Json { schema: None })
+        );
+        let s = json_format(Some(
+            &json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}),
+        ));
+        assert_eq!(
+            s.unwrap(),
+            Some(Constraint::Json {
+                schema: Some(json!({"type": "object"}))
+            })
+        );
         assert!(json_format(Some(&json!({"type": "json_schema"}))).is_err());
         assert!(json_format(Some(&json!({"type": "yaml"}))).is_err());
     }
@@ -261,7 +334,10 @@ mod tests {
         .unwrap();
         assert_eq!(t.specs.len(), 2);
         assert!(t.custom.contains("apply_patch"));
-        assert_eq!(t.render[0].function.keys().collect::<Vec<_>>(), ["name", "description", "parameters"]);
+        assert_eq!(
+            t.render[0].function.keys().collect::<Vec<_>>(),
+            ["name", "description", "parameters"]
+        );
         assert!(ToolSet::from_openai_chat(&[json!({"type": "function", "function": {}})]).is_err());
     }
 }

@@ -17,9 +17,16 @@ fn weather() -> Value {
 
 /// Checks the stream grammar and returns the blocks it assembles.
 fn assemble(evs: &[Sse]) -> (Vec<Value>, Value) {
-    let named: Vec<(String, Value)> = evs.iter().map(|e| (e.event.clone().unwrap(), e.json())).collect();
+    let named: Vec<(String, Value)> = evs
+        .iter()
+        .map(|e| (e.event.clone().unwrap(), e.json()))
+        .collect();
     for (name, data) in &named {
-        assert_eq!(data["type"].as_str(), Some(name.as_str()), "event name and type agree");
+        assert_eq!(
+            data["type"].as_str(),
+            Some(name.as_str()),
+            "event name and type agree"
+        );
     }
     let real: Vec<&(String, Value)> = named.iter().filter(|(n, _)| n != "ping").collect();
     assert_eq!(real[0].0, "message_start");
@@ -40,7 +47,10 @@ fn assemble(evs: &[Sse]) -> (Vec<Value>, Value) {
                 assert_eq!(i, blocks.len(), "indices are contiguous");
                 let b = d["content_block"].clone();
                 match b["type"].as_str().unwrap() {
-                    "thinking" => assert_eq!((b["thinking"].as_str(), b["signature"].as_str()), (Some(""), Some(""))),
+                    "thinking" => assert_eq!(
+                        (b["thinking"].as_str(), b["signature"].as_str()),
+                        (Some(""), Some(""))
+                    ),
                     "text" => assert_eq!(b["text"], ""),
                     "tool_use" => {
                         assert_eq!(b["input"], json!({}), "input: {{}} in the start event");
@@ -60,7 +70,8 @@ fn assemble(evs: &[Sse]) -> (Vec<Value>, Value) {
                 match (b["type"].as_str().unwrap(), delta["type"].as_str().unwrap()) {
                     ("thinking", "thinking_delta") => {
                         assert!(b["signature"] == "", "no thinking after the signature");
-                        let t = b["thinking"].as_str().unwrap().to_string() + delta["thinking"].as_str().unwrap();
+                        let t = b["thinking"].as_str().unwrap().to_string()
+                            + delta["thinking"].as_str().unwrap();
                         b["thinking"] = json!(t);
                     }
                     ("thinking", "signature_delta") => {
@@ -68,10 +79,13 @@ fn assemble(evs: &[Sse]) -> (Vec<Value>, Value) {
                         b["signature"] = delta["signature"].clone();
                     }
                     ("text", "text_delta") => {
-                        let t = b["text"].as_str().unwrap().to_string() + delta["text"].as_str().unwrap();
+                        let t = b["text"].as_str().unwrap().to_string()
+                            + delta["text"].as_str().unwrap();
                         b["text"] = json!(t);
                     }
-                    ("tool_use", "input_json_delta") => json_parts[i].push_str(delta["partial_json"].as_str().unwrap()),
+                    ("tool_use", "input_json_delta") => {
+                        json_parts[i].push_str(delta["partial_json"].as_str().unwrap())
+                    }
                     (b, d) => panic!("{d} inside a {b} block"),
                 }
             }
@@ -79,10 +93,14 @@ fn assemble(evs: &[Sse]) -> (Vec<Value>, Value) {
                 let i = d["index"].as_u64().unwrap() as usize;
                 assert_eq!(Some(i), open);
                 if blocks[i]["type"] == "thinking" {
-                    assert!(!blocks[i]["signature"].as_str().unwrap().is_empty(), "a thinking block ends signed");
+                    assert!(
+                        !blocks[i]["signature"].as_str().unwrap().is_empty(),
+                        "a thinking block ends signed"
+                    );
                 }
                 if blocks[i]["type"] == "tool_use" {
-                    blocks[i]["input"] = serde_json::from_str(&json_parts[i]).unwrap_or_else(|e| panic!("{e}: {}", json_parts[i]));
+                    blocks[i]["input"] = serde_json::from_str(&json_parts[i])
+                        .unwrap_or_else(|e| panic!("{e}: {}", json_parts[i]));
                 }
                 open = None;
             }
@@ -97,15 +115,30 @@ fn assemble(evs: &[Sse]) -> (Vec<Value>, Value) {
 async fn non_streaming_message_with_thinking() {
     let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 16, "system": "Be brief.",
         "thinking": {"type": "enabled", "budget_tokens": 6}, "messages": [{"role": "user", "content": "Hi"}]});
-    let (s, r) = post_to(&BASE, "/v1/messages", &body, &[("anthropic-version", "2023-06-01"), ("anthropic-beta", "interleaved-thinking-2025-05-14")]).await;
+    let (s, r) = post_to(
+        &BASE,
+        "/v1/messages",
+        &body,
+        &[
+            ("anthropic-version", "2023-06-01"),
+            ("anthropic-beta", "interleaved-thinking-2025-05-14"),
+        ],
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
-    assert_eq!((r["type"].as_str(), r["role"].as_str()), (Some("message"), Some("assistant")));
+    assert_eq!(
+        (r["type"].as_str(), r["role"].as_str()),
+        (Some("message"), Some("assistant"))
+    );
     assert!(r["id"].as_str().unwrap().starts_with("msg_"));
     assert_eq!(r["model"], "claude-sonnet-4-5");
     let content = r["content"].as_array().unwrap();
     assert_eq!(content[0]["type"], "thinking");
     assert!(!content[0]["signature"].as_str().unwrap().is_empty());
-    assert_eq!(content[1]["type"], "text", "the budget forced </think>, the rest is text");
+    assert_eq!(
+        content[1]["type"], "text",
+        "the budget forced </think>, the rest is text"
+    );
     assert_eq!(r["stop_reason"], "max_tokens");
     let u = &r["usage"];
     assert_eq!(u["output_tokens"], 16);
@@ -113,7 +146,14 @@ async fn non_streaming_message_with_thinking() {
     // Thinking disabled: no thinking block at all.
     let body = json!({"model": "m", "max_tokens": 8, "thinking": {"type": "disabled"}, "messages": [{"role": "user", "content": "Hi"}]});
     let (_, r) = post("/v1/messages", &body).await;
-    assert!(r["content"].as_array().unwrap().iter().all(|b| b["type"] == "text"), "{r}");
+    assert!(
+        r["content"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["type"] == "text"),
+        "{r}"
+    );
 }
 
 #[tokio::test]
@@ -139,9 +179,16 @@ async fn stream_grammar_with_thinking_and_text() {
 
 #[tokio::test]
 async fn forced_tool_use_streams_input_json() {
-    for (choice, thinking) in [(json!({"type": "tool", "name": "get_weather"}), json!({"type": "disabled"})),
-        (json!({"type": "any"}), json!({"type": "enabled", "budget_tokens": 10}))]
-    {
+    for (choice, thinking) in [
+        (
+            json!({"type": "tool", "name": "get_weather"}),
+            json!({"type": "disabled"}),
+        ),
+        (
+            json!({"type": "any"}),
+            json!({"type": "enabled", "budget_tokens": 10}),
+        ),
+    ] {
         let body = json!({"model": "m", "max_tokens": 400, "stream": true, "tools": [weather()], "tool_choice": choice,
             "thinking": thinking, "messages": [{"role": "user", "content": "Weather in Oslo?"}]});
         let (_, _, evs) = stream(&BASE, "/v1/messages", &body).await;
@@ -160,7 +207,12 @@ async fn forced_tool_use_streams_input_json() {
         "thinking": {"type": "disabled"}, "messages": [{"role": "user", "content": "Weather?"}]});
     let (_, r) = post("/v1/messages", &body).await;
     assert_eq!(r["stop_reason"], "tool_use");
-    let uses: Vec<&Value> = r["content"].as_array().unwrap().iter().filter(|b| b["type"] == "tool_use").collect();
+    let uses: Vec<&Value> = r["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .collect();
     assert_eq!(uses.len(), 1);
     check_weather_args(&uses[0]["input"].to_string());
 }
@@ -190,10 +242,18 @@ async fn history_with_every_block_type_and_count_tokens() {
     let (s, r) = post_to(&BASE, "/v1/messages", &body, &h).await;
     assert_eq!(s, 200, "{r}");
     let u = &r["usage"];
-    assert_eq!(u["input_tokens"].as_u64().unwrap() + u["cache_read_input_tokens"].as_u64().unwrap(), n, "count_tokens counts exactly the prompt");
+    assert_eq!(
+        u["input_tokens"].as_u64().unwrap() + u["cache_read_input_tokens"].as_u64().unwrap(),
+        n,
+        "count_tokens counts exactly the prompt"
+    );
     // The same request again reuses the prompt: the cache-read bucket grows.
     let (_, r2) = post_to(&BASE, "/v1/messages", &body, &h).await;
-    assert!(r2["usage"]["cache_read_input_tokens"].as_u64().unwrap() + 1 >= n, "{}", r2["usage"]);
+    assert!(
+        r2["usage"]["cache_read_input_tokens"].as_u64().unwrap() + 1 >= n,
+        "{}",
+        r2["usage"]
+    );
     // The billing header is not part of the prompt.
     let mut without = body.clone();
     without["system"] = json!("You are helpful.");
@@ -209,13 +269,33 @@ async fn anthropic_error_shapes() {
     assert_eq!(e["error"]["type"], "invalid_request_error");
     let (s, e) = post("/v1/messages", &json!({"model": "m", "messages": "hello"})).await;
     assert_eq!(s, 400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("messages"), "{e}");
-    let (s, e) = post("/v1/messages", &json!({"messages": [{"role": "robot", "content": "x"}]})).await;
-    assert_eq!((s, e["error"]["type"].as_str()), (400, Some("invalid_request_error")));
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("messages"),
+        "{e}"
+    );
+    let (s, e) = post(
+        "/v1/messages",
+        &json!({"messages": [{"role": "robot", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["type"].as_str()),
+        (400, Some("invalid_request_error"))
+    );
     let long = "word ".repeat(5000);
-    let (s, e) = post("/v1/messages", &json!({"max_tokens": 4, "messages": [{"role": "user", "content": long}]})).await;
+    let (s, e) = post(
+        "/v1/messages",
+        &json!({"max_tokens": 4, "messages": [{"role": "user", "content": long}]}),
+    )
+    .await;
     assert_eq!(s, 400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("prompt is too long"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("prompt is too long"),
+        "{e}"
+    );
     let (s, e) = post("/v1/messages/nope", &json!({})).await;
     assert_eq!((s, e["type"].as_str()), (404, Some("error")));
 }

@@ -21,8 +21,17 @@ async fn models_and_health() {
     let (s, m) = get("/v1/models").await;
     assert_eq!(s, 200);
     assert_eq!(m["object"], "list");
-    let ids: Vec<&str> = m["data"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap()).collect();
-    assert!(ids.contains(&"dsv4-demo") && ids.contains(&"dsv4-demo-chat") && ids.contains(&"deepseek-reasoner"));
+    let ids: Vec<&str> = m["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"dsv4-demo")
+            && ids.contains(&"dsv4-demo-chat")
+            && ids.contains(&"deepseek-reasoner")
+    );
     assert_eq!(m["data"][0]["context_length"], 4096);
     assert!(m["models"].is_array());
     let (s, one) = get("/v1/models/dsv4-demo").await;
@@ -34,7 +43,11 @@ async fn models_and_health() {
 
 #[tokio::test]
 async fn chat_non_streaming_shape_and_reasoning() {
-    let (s, r) = post("/v1/chat/completions", &json!({"model": "dsv4-demo", "messages": user("Hi"), "max_tokens": 12})).await;
+    let (s, r) = post(
+        "/v1/chat/completions",
+        &json!({"model": "dsv4-demo", "messages": user("Hi"), "max_tokens": 12}),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["object"], "chat.completion");
     assert!(r["id"].as_str().unwrap().starts_with("chatcmpl-"));
@@ -43,12 +56,19 @@ async fn chat_non_streaming_shape_and_reasoning() {
     assert_eq!(c["finish_reason"], "length");
     // Thinking is on by default: the random model never closes </think>, so
     // everything is reasoning and nothing leaks into content.
-    assert!(c["message"]["reasoning_content"].as_str().is_some_and(|t| !t.is_empty()));
+    assert!(
+        c["message"]["reasoning_content"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
     assert_eq!(c["message"]["content"], "");
     let u = &r["usage"];
     assert_eq!(u["completion_tokens"], 12);
     assert_eq!(u["completion_tokens_details"]["reasoning_tokens"], 12);
-    assert_eq!(u["total_tokens"].as_u64(), Some(u["prompt_tokens"].as_u64().unwrap() + 12));
+    assert_eq!(
+        u["total_tokens"].as_u64(),
+        Some(u["prompt_tokens"].as_u64().unwrap() + 12)
+    );
     assert!(u["prompt_tokens_details"]["cached_tokens"].is_u64());
     // Thinking off by alias, by switch and by reasoning_effort none.
     for body in [
@@ -62,7 +82,10 @@ async fn chat_non_streaming_shape_and_reasoning() {
         let m = &r["choices"][0]["message"];
         assert!(m.get("reasoning_content").is_none(), "{m}");
         assert!(!m["content"].as_str().unwrap().is_empty());
-        assert_eq!(r["usage"]["completion_tokens_details"]["reasoning_tokens"], 0);
+        assert_eq!(
+            r["usage"]["completion_tokens_details"]["reasoning_tokens"],
+            0
+        );
     }
 }
 
@@ -91,17 +114,29 @@ async fn chat_streaming_grammar() {
     for c in &chunks[1..chunks.len() - 2] {
         assert!(c["usage"].is_null());
         let d = &c["choices"][0]["delta"];
-        assert!(d.get("content").is_none(), "content must stay empty while reasoning: {d}");
+        assert!(
+            d.get("content").is_none(),
+            "content must stay empty while reasoning: {d}"
+        );
         reasoning.push_str(d["reasoning_content"].as_str().unwrap());
     }
     assert!(!reasoning.is_empty());
     // Without include_usage: no usage anywhere.
-    let body = json!({"model": "m-chat", "messages": user("Hello"), "max_tokens": 5, "stream": true});
+    let body =
+        json!({"model": "m-chat", "messages": user("Hello"), "max_tokens": 5, "stream": true});
     let (_, _, evs) = stream(&BASE, "/v1/chat/completions", &body).await;
-    assert!(evs[..evs.len() - 1].iter().all(|e| e.json().get("usage").is_none()));
+    assert!(
+        evs[..evs.len() - 1]
+            .iter()
+            .all(|e| e.json().get("usage").is_none())
+    );
     let content: String = evs[..evs.len() - 1]
         .iter()
-        .filter_map(|e| e.json()["choices"][0]["delta"]["content"].as_str().map(String::from))
+        .filter_map(|e| {
+            e.json()["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(String::from)
+        })
         .collect();
     assert!(!content.is_empty());
 }
@@ -110,8 +145,14 @@ async fn chat_streaming_grammar() {
 async fn tool_choice_required_and_named_give_well_formed_calls() {
     for (choice, thinking) in [
         (json!("required"), false),
-        (json!({"type": "function", "function": {"name": "get_weather"}}), false),
-        (json!({"type": "function", "function": {"name": "get_weather"}}), true),
+        (
+            json!({"type": "function", "function": {"name": "get_weather"}}),
+            false,
+        ),
+        (
+            json!({"type": "function", "function": {"name": "get_weather"}}),
+            true,
+        ),
     ] {
         let body = json!({"model": "m", "messages": user("Weather in Paris?"), "max_tokens": 400,
             "tools": [weather_tool(), search_tool()], "tool_choice": choice, "thinking": thinking, "seed": 3});
@@ -144,8 +185,15 @@ async fn streamed_tool_call_deltas() {
         "tools": [weather_tool()], "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
         "parallel_tool_calls": false});
     let (_, _, evs) = stream(&BASE, "/v1/chat/completions", &body).await;
-    let chunks: Vec<Value> = evs.iter().filter(|e| e.data != "[DONE]").map(Sse::json).collect();
-    let deltas: Vec<&Value> = chunks.iter().filter_map(|c| c["choices"][0]["delta"].get("tool_calls")).collect();
+    let chunks: Vec<Value> = evs
+        .iter()
+        .filter(|e| e.data != "[DONE]")
+        .map(Sse::json)
+        .collect();
+    let deltas: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"].get("tool_calls"))
+        .collect();
     assert!(deltas.len() >= 2, "name first, then argument fragments");
     let first = &deltas[0][0];
     assert_eq!(first["index"], 0);
@@ -159,7 +207,9 @@ async fn streamed_tool_call_deltas() {
         args.push_str(d[0]["function"]["arguments"].as_str().unwrap());
     }
     check_weather_args(&args);
-    let fin = chunks.iter().find_map(|c| c["choices"][0]["finish_reason"].as_str().map(String::from));
+    let fin = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str().map(String::from));
     assert_eq!(fin.as_deref(), Some("tool_calls"));
 }
 
@@ -172,13 +222,22 @@ async fn tool_choice_none_and_no_tools_make_no_calls() {
         let (s, r) = post("/v1/chat/completions", &body).await;
         assert_eq!(s, 200);
         assert!(r["choices"][0]["message"].get("tool_calls").is_none());
-        assert!(!r["choices"][0]["message"]["content"].as_str().unwrap().contains("DSML"));
+        assert!(
+            !r["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .contains("DSML")
+        );
     }
     let bad = json!({"messages": user("x"), "tools": [weather_tool()], "tool_choice": {"type": "function", "function": {"name": "nope"}}});
     let (s, e) = post("/v1/chat/completions", &bad).await;
     assert_eq!(s, 400);
     assert_eq!(e["error"]["param"], "tool_choice");
-    let (s, _) = post("/v1/chat/completions", &json!({"messages": user("x"), "tool_choice": "required"})).await;
+    let (s, _) = post(
+        "/v1/chat/completions",
+        &json!({"messages": user("x"), "tool_choice": "required"}),
+    )
+    .await;
     assert_eq!(s, 400);
 }
 
@@ -199,12 +258,20 @@ async fn json_schema_response_format_is_enforced() {
         let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
         assert!(v["answer"].as_str().unwrap().chars().count() <= 30);
         assert!((0.0..=1.0).contains(&v["confidence"].as_f64().unwrap()));
-        assert!(v.as_object().unwrap().keys().all(|k| ["answer", "confidence", "tags"].contains(&k.as_str())));
+        assert!(
+            v.as_object()
+                .unwrap()
+                .keys()
+                .all(|k| ["answer", "confidence", "tags"].contains(&k.as_str()))
+        );
     }
     let body = json!({"model": "m-chat", "messages": user("JSON please"), "max_tokens": 80, "response_format": {"type": "json_object"}});
     let (_, r) = post("/v1/chat/completions", &body).await;
     let text = r["choices"][0]["message"]["content"].as_str().unwrap();
-    assert!(serde_json::from_str::<Value>(text).unwrap().is_object(), "{text}");
+    assert!(
+        serde_json::from_str::<Value>(text).unwrap().is_object(),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -213,8 +280,15 @@ async fn logprobs_seed_and_stop() {
         "logprobs": true, "top_logprobs": 3});
     let (_, a) = post("/v1/chat/completions", &body).await;
     let (_, b) = post("/v1/chat/completions", &body).await;
-    let ta = a["choices"][0]["message"]["content"].as_str().unwrap().to_string();
-    assert_eq!(ta, b["choices"][0]["message"]["content"].as_str().unwrap(), "same seed, same text");
+    let ta = a["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        ta,
+        b["choices"][0]["message"]["content"].as_str().unwrap(),
+        "same seed, same text"
+    );
     let lp = a["choices"][0]["logprobs"]["content"].as_array().unwrap();
     assert_eq!(lp.len(), 8);
     for t in lp {
@@ -245,25 +319,54 @@ async fn prefix_reuse_shows_in_cached_tokens() {
     let (_, b) = post_to(&BASE, "/v1/chat/completions", &body, &h).await;
     let prompt = b["usage"]["prompt_tokens"].as_u64().unwrap();
     assert_eq!(a["usage"]["prompt_tokens"].as_u64().unwrap(), prompt);
-    let cached = b["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
-    assert!(cached + 1 >= prompt, "the repeat reuses the whole prompt: {cached}/{prompt}");
-    assert_eq!(b["usage"]["prompt_cache_hit_tokens"].as_u64().unwrap(), cached);
+    let cached = b["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        cached + 1 >= prompt,
+        "the repeat reuses the whole prompt: {cached}/{prompt}"
+    );
+    assert_eq!(
+        b["usage"]["prompt_cache_hit_tokens"].as_u64().unwrap(),
+        cached
+    );
     // The next turn reuses at least the first turn's prompt.
     let mut next = body.clone();
     let answer = a["choices"][0]["message"]["content"].as_str().unwrap();
-    next["messages"].as_array_mut().unwrap().extend([json!({"role": "assistant", "content": answer}), json!({"role": "user", "content": "more"})]);
+    next["messages"].as_array_mut().unwrap().extend([
+        json!({"role": "assistant", "content": answer}),
+        json!({"role": "user", "content": "more"}),
+    ]);
     let (_, c) = post_to(&BASE, "/v1/chat/completions", &next, &h).await;
-    assert!(c["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap() >= prompt - 1, "{}", c["usage"]);
+    assert!(
+        c["usage"]["prompt_tokens_details"]["cached_tokens"]
+            .as_u64()
+            .unwrap()
+            >= prompt - 1,
+        "{}",
+        c["usage"]
+    );
 }
 
 #[tokio::test]
 async fn completions_raw_fim_echo_and_logprobs() {
-    let (s, r) = post("/v1/completions", &json!({"model": "m", "prompt": "def add(a, b):"})).await;
+    let (s, r) = post(
+        "/v1/completions",
+        &json!({"model": "m", "prompt": "def add(a, b):"}),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["object"], "text_completion");
-    assert_eq!(r["usage"]["completion_tokens"], 16, "OpenAI's default max_tokens");
+    assert_eq!(
+        r["usage"]["completion_tokens"], 16,
+        "OpenAI's default max_tokens"
+    );
     assert_eq!(r["choices"][0]["finish_reason"], "length");
-    let (_, r) = post("/v1/completions", &json!({"prompt": "abc", "max_tokens": 3, "echo": true, "logprobs": 2})).await;
+    let (_, r) = post(
+        "/v1/completions",
+        &json!({"prompt": "abc", "max_tokens": 3, "echo": true, "logprobs": 2}),
+    )
+    .await;
     let text = r["choices"][0]["text"].as_str().unwrap();
     assert!(text.starts_with("abc"));
     let lp = &r["choices"][0]["logprobs"];
@@ -271,14 +374,29 @@ async fn completions_raw_fim_echo_and_logprobs() {
     assert_eq!(lp["top_logprobs"][0].as_object().unwrap().len(), 2);
     // FIM: BOS <｜fim▁begin｜>prompt<｜fim▁hole｜>suffix<｜fim▁end｜> (with BOS and
     // three control tokens, the prompt is 4 tokens longer than the two texts).
-    let (_, r) = post("/beta/completions", &json!({"prompt": "def f(x):\n    ", "suffix": "\n    return y\n", "max_tokens": 4})).await;
+    let (_, r) = post(
+        "/beta/completions",
+        &json!({"prompt": "def f(x):\n    ", "suffix": "\n    return y\n", "max_tokens": 4}),
+    )
+    .await;
     let (_, t1) = post("/tokenize", &json!({"content": "def f(x):\n    "})).await;
     let (_, t2) = post("/tokenize", &json!({"content": "\n    return y\n"})).await;
-    assert_eq!(r["usage"]["prompt_tokens"].as_u64().unwrap(), t1["count"].as_u64().unwrap() + t2["count"].as_u64().unwrap() + 4);
+    assert_eq!(
+        r["usage"]["prompt_tokens"].as_u64().unwrap(),
+        t1["count"].as_u64().unwrap() + t2["count"].as_u64().unwrap() + 4
+    );
     // Streaming completions end with [DONE].
-    let (_, _, evs) = stream(&BASE, "/v1/completions", &json!({"prompt": "x", "max_tokens": 3, "stream": true})).await;
+    let (_, _, evs) = stream(
+        &BASE,
+        "/v1/completions",
+        &json!({"prompt": "x", "max_tokens": 3, "stream": true}),
+    )
+    .await;
     assert_eq!(evs.last().unwrap().data, "[DONE]");
-    let text: String = evs[..evs.len() - 1].iter().map(|e| e.json()["choices"][0]["text"].as_str().unwrap().to_string()).collect();
+    let text: String = evs[..evs.len() - 1]
+        .iter()
+        .map(|e| e.json()["choices"][0]["text"].as_str().unwrap().to_string())
+        .collect();
     assert!(!text.is_empty());
     let (s, _) = post("/v1/completions", &json!({"prompt": "x", "n": 2})).await;
     assert_eq!(s, 400);

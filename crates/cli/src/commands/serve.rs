@@ -70,9 +70,17 @@ fn api_keys(a: &Args) -> Result<Vec<String>> {
         }
         return Ok(vec![k.trim().to_string()]);
     }
-    let Some(path) = &a.api_key_file else { return Ok(Vec::new()) };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let keys: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).map(String::from).collect();
+    let Some(path) = &a.api_key_file else {
+        return Ok(Vec::new());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
     if keys.is_empty() {
         bail!("{} holds no API key (one per line)", path.display());
     }
@@ -84,9 +92,24 @@ pub(crate) fn config(a: &Args) -> Result<ServerConfig> {
     let demo = a.engine.demo;
     Ok(ServerConfig {
         api_keys: api_keys(a)?,
-        cors_origins: a.cors.as_ref().map(|c| c.split(',').map(|o| o.trim().to_string()).filter(|o| !o.is_empty()).collect()),
-        model_id: a.model_name.clone().unwrap_or_else(|| if demo { "dsv4-demo".into() } else { "deepseek-v4-flash".into() }),
-        checkpoint: if a.checkpoint == "0731" { Checkpoint::V0731 } else { Checkpoint::April },
+        cors_origins: a.cors.as_ref().map(|c| {
+            c.split(',')
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect()
+        }),
+        model_id: a.model_name.clone().unwrap_or_else(|| {
+            if demo {
+                "dsv4-demo".into()
+            } else {
+                "deepseek-v4-flash".into()
+            }
+        }),
+        checkpoint: if a.checkpoint == "0731" {
+            Checkpoint::V0731
+        } else {
+            Checkpoint::April
+        },
         default_thinking: match a.default_thinking.as_str() {
             "off" => ThinkingDefault::Off,
             "max" => ThinkingDefault::Max,
@@ -114,7 +137,9 @@ pub(crate) fn run(a: &Args) -> Result<()> {
     let sessions = a.sessions;
     let load = move || engine.start(sessions).map_err(|e| format!("{e:#}"));
     let on_listen = move |addr: std::net::SocketAddr| {
-        eprintln!("dsv4 serve: listening on http://{addr} (loading the model; GET /health answers 200 when ready)");
+        eprintln!(
+            "dsv4 serve: listening on http://{addr} (loading the model; GET /health answers 200 when ready)"
+        );
         if !auth && !addr.ip().is_loopback() {
             eprintln!("dsv4 serve: warning: listening beyond this machine without --api-key");
         }
@@ -123,6 +148,7 @@ pub(crate) fn run(a: &Args) -> Result<()> {
         Ok(()) => eprintln!("dsv4 serve: model ready"),
         Err(e) => eprintln!("dsv4 serve: error: the model failed to load: {e}"),
     };
-    dsv4_server::run_blocking(cfg, &a.host, a.port, load, on_listen, on_ready).context("serving")?;
+    dsv4_server::run_blocking(cfg, &a.host, a.port, load, on_listen, on_ready)
+        .context("serving")?;
     Ok(())
 }

@@ -85,7 +85,9 @@ pub(crate) fn json_grammar(schema: Option<&Value>) -> String {
 
 /// A Lark string literal (JSON string syntax; DEL escaped as lark requires).
 fn lit(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default().replace('\u{7f}', "\\u007f")
+    serde_json::to_string(s)
+        .unwrap_or_default()
+        .replace('\u{7f}', "\\u007f")
 }
 
 /// Text the output parser would read as a DSML tag (see
@@ -96,12 +98,19 @@ const TAG_LIKE: &str = r"<\/?[｜|]*((?i:dsml)[｜|]+)?(?i:tool_calls|invoke|par
 /// the closing tag.
 fn raw_value_terminal(schema: &Map<String, Value>) -> String {
     let strings = |v: &Value| -> Option<Vec<String>> {
-        v.as_array()?.iter().map(|x| x.as_str().map(String::from)).collect()
+        v.as_array()?
+            .iter()
+            .map(|x| x.as_str().map(String::from))
+            .collect()
     };
     if let Some(c) = schema.get("const").and_then(Value::as_str) {
         return format!("{} \"</\"", lit(c));
     }
-    if let Some(values) = schema.get("enum").and_then(strings).filter(|v| !v.is_empty()) {
+    if let Some(values) = schema
+        .get("enum")
+        .and_then(strings)
+        .filter(|v| !v.is_empty())
+    {
         let alts: Vec<String> = values.iter().map(|v| lit(v)).collect();
         return format!("({}) \"</\"", alts.join(" | "));
     }
@@ -146,15 +155,26 @@ impl Writer {
     }
 
     /// One parameter element, as a rule; returns its name.
-    fn param(&mut self, name: &str, schema: Option<&Value>, check: &dyn Fn(&Value) -> bool) -> String {
+    fn param(
+        &mut self,
+        name: &str,
+        schema: Option<&Value>,
+        check: &dyn Fn(&Value) -> bool,
+    ) -> String {
         let d = self.dsml.clone();
         let open = |string: bool| {
-            format!("\"<\" {d} {} ", lit(&format!("parameter name=\"{name}\" string=\"{string}\">")))
+            format!(
+                "\"<\" {d} {} ",
+                lit(&format!("parameter name=\"{name}\" string=\"{string}\">"))
+            )
         };
         let json = |schema: Option<&Value>| {
             let usable = schema.filter(|s| check(s));
             if schema.is_some() && usable.is_none() {
-                tracing::warn!(parameter = name, "parameter schema cannot be enforced; any JSON value allowed");
+                tracing::warn!(
+                    parameter = name,
+                    "parameter schema cannot be enforced; any JSON value allowed"
+                );
             }
             format!("{}{} \"</\"", open(false), json_term(usable))
         };
@@ -205,12 +225,23 @@ impl Writer {
             .unwrap_or_default();
         let items: Vec<(String, bool)> = props
             .iter()
-            .map(|(k, v)| (self.param(k, Some(v), check), required.contains(&k.as_str())))
+            .map(|(k, v)| {
+                (
+                    self.param(k, Some(v), check),
+                    required.contains(&k.as_str()),
+                )
+            })
             .collect();
         let seq = |from: usize| -> String {
             items[from..]
                 .iter()
-                .map(|(r, req)| if *req { format!("{r} \"\\n\"") } else { format!("({r} \"\\n\")?") })
+                .map(|(r, req)| {
+                    if *req {
+                        format!("{r} \"\\n\"")
+                    } else {
+                        format!("({r} \"\\n\")?")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(" ")
         };
@@ -238,7 +269,11 @@ pub(crate) fn tool_grammar(
     dsml: u32,
 ) -> String {
     let d = format!("<[{dsml}]>");
-    let mut w = Writer { dsml: d.clone(), rules: Vec::new(), n: 0 };
+    let mut w = Writer {
+        dsml: d.clone(),
+        rules: Vec::new(),
+        n: 0,
+    };
     let chosen: Vec<&ToolSpec> = match mode {
         ToolMode::Named(name) => tools.iter().filter(|t| &t.name == name).collect(),
         _ => tools.iter().collect(),
@@ -248,7 +283,10 @@ pub(crate) fn tool_grammar(
         let params = w.params(tool.parameters.as_ref(), check);
         let rule = w.fresh("invoke");
         let head = lit(&format!("invoke name=\"{}\">", tool.name));
-        w.rule(&rule, &format!("\"<\" {d} {head} \"\\n\" {params} \"</\" {d} \"invoke>\""));
+        w.rule(
+            &rule,
+            &format!("\"<\" {d} {head} \"\\n\" {params} \"</\" {d} \"invoke>\""),
+        );
         invokes.push(rule);
     }
     if invokes.is_empty() {
@@ -259,8 +297,16 @@ pub(crate) fn tool_grammar(
         invokes.push("invoke_any".into());
     }
     let invoke = invokes.join(" | ");
-    let calls = if parallel { "invoke (\"\\n\" invoke)*" } else { "invoke" };
-    let head = if lazy { String::new() } else { format!("\"\\n\\n\" \"<\" {d} ") };
+    let calls = if parallel {
+        "invoke (\"\\n\" invoke)*"
+    } else {
+        "invoke"
+    };
+    let head = if lazy {
+        String::new()
+    } else {
+        format!("\"\\n\\n\" \"<\" {d} ")
+    };
     let mut out = format!(
         "start: {head}\"tool_calls>\" \"\\n\" {calls} \"\\n\" \"</\" {d} \"tool_calls>\"\ninvoke: {invoke}\n"
     );

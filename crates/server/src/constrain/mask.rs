@@ -57,11 +57,18 @@ impl Closers {
             [id] => Some(*id),
             _ => None,
         };
-        let general = ["}", "]", "</", ",", "\"", "0", "null", "false", "true", "[", "{", "\n", "<"]
-            .iter()
-            .filter_map(|s| one(s))
-            .collect();
-        Closers { eos, lt_slash: one("</"), quote: one("\""), general }
+        let general = [
+            "}", "]", "</", ",", "\"", "0", "null", "false", "true", "[", "{", "\n", "<",
+        ]
+        .iter()
+        .filter_map(|s| one(s))
+        .collect();
+        Closers {
+            eos,
+            lt_slash: one("</"),
+            quote: one("\""),
+            general,
+        }
     }
 }
 
@@ -229,7 +236,9 @@ impl ConstrainedMask {
             } else if self.tracker.in_json_string() {
                 c.quote.into_iter().collect()
             } else {
-                std::iter::once(c.eos).chain(c.general.iter().copied()).collect()
+                std::iter::once(c.eos)
+                    .chain(c.general.iter().copied())
+                    .collect()
             };
             if let Some(&id) = prefer.iter().find(|&&id| allowed(id)) {
                 Self::only(logits, id);
@@ -314,11 +323,14 @@ impl LogitMask for ConstrainedMask {
                         Err("the answer ended before the required structure was complete".into())
                     };
                 }
-                self.matcher.consume_token(token).map_err(|e| e.to_string())?;
+                self.matcher
+                    .consume_token(token)
+                    .map_err(|e| e.to_string())?;
                 if token == v.dsml {
                     self.tracker.dsml();
                 } else if !self.tokenizer.is_special(token) {
-                    self.tracker.text(self.tokenizer.token_bytes(token).unwrap_or_default());
+                    self.tracker
+                        .text(self.tokenizer.token_bytes(token).unwrap_or_default());
                 }
                 if self.matcher.is_stopped() {
                     self.phase = Phase::Done;

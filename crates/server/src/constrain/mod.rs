@@ -72,7 +72,9 @@ pub(crate) struct Constraints {
 
 impl std::fmt::Debug for Constraints {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Constraints").field("vocab", &self.vocab.n_vocab).finish_non_exhaustive()
+        f.debug_struct("Constraints")
+            .field("vocab", &self.vocab.n_vocab)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +104,8 @@ impl Constraints {
         let info = TokRxInfo::new(words.len() as u32, eos);
         let trie = TokTrie::from(&info, &words);
         let env: TokEnv = Arc::new(ApproximateTokEnv::new(trie));
-        let mut factory = ParserFactory::new_simple(&env).map_err(|e| format!("llguidance: {e}"))?;
+        let mut factory =
+            ParserFactory::new_simple(&env).map_err(|e| format!("llguidance: {e}"))?;
         factory.quiet();
         let vocab = Vocab {
             eos,
@@ -111,7 +114,11 @@ impl Constraints {
             n_vocab: tokenizer.vocab_size(),
             closers: mask::Closers::new(&tokenizer, eos),
         };
-        Ok(Constraints { factory, vocab: Arc::new(vocab), tokenizer })
+        Ok(Constraints {
+            factory,
+            vocab: Arc::new(vocab),
+            tokenizer,
+        })
     }
 
     /// Compiles a grammar into a fresh matcher.
@@ -139,7 +146,11 @@ impl Constraints {
             )
         };
         let (matcher, trigger, reserve) = match constraint {
-            Constraint::Tools { tools, mode, parallel } => {
+            Constraint::Tools {
+                tools,
+                mode,
+                parallel,
+            } => {
                 let lazy = *mode == ToolMode::Auto;
                 let build = |check: &dyn Fn(&Value) -> bool| {
                     grammar::tool_grammar(tools, mode, *parallel, lazy, check, self.vocab.dsml)
@@ -148,13 +159,21 @@ impl Constraints {
                 // rebuild with that parameter relaxed to any JSON value.
                 let matcher = match self.matcher(build(&|_| true)) {
                     Ok(m) => m,
-                    Err(_) => self.matcher(build(&|s| self.check_json(s))).map_err(refuse)?,
+                    Err(_) => self
+                        .matcher(build(&|s| self.check_json(s)))
+                        .map_err(refuse)?,
                 };
-                let trigger = if lazy { Trigger::OnDsml } else { Trigger::AfterThink };
+                let trigger = if lazy {
+                    Trigger::OnDsml
+                } else {
+                    Trigger::AfterThink
+                };
                 (matcher, trigger, grammar::tool_reserve(tools, mode))
             }
             Constraint::Json { schema } => {
-                let matcher = self.matcher(grammar::json_grammar(schema.as_ref())).map_err(refuse)?;
+                let matcher = self
+                    .matcher(grammar::json_grammar(schema.as_ref()))
+                    .map_err(refuse)?;
                 (matcher, Trigger::AfterThink, grammar::JSON_RESERVE)
             }
         };

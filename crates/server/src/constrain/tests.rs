@@ -10,7 +10,9 @@ use std::sync::{Arc, LazyLock};
 
 use dsv4_engine::LogitMask;
 use dsv4_tokenizer::chat::FunctionCall;
-use dsv4_tokenizer::dsml::{OutputParser, ParsedOutput, ParserOptions, TokenPiece, tool_calls_segments};
+use dsv4_tokenizer::dsml::{
+    OutputParser, ParsedOutput, ParserOptions, TokenPiece, tool_calls_segments,
+};
 use dsv4_tokenizer::{SpecialToken, Tokenizer};
 use serde_json::{Value, json};
 
@@ -49,7 +51,10 @@ fn tools() -> Vec<ToolSpec> {
                 "required": ["query", "filters"]
             })),
         },
-        ToolSpec { name: "list_files".into(), parameters: Some(json!({"type": "object", "properties": {}})) },
+        ToolSpec {
+            name: "list_files".into(),
+            parameters: Some(json!({"type": "object", "properties": {}})),
+        },
     ]
 }
 
@@ -72,7 +77,11 @@ fn feed(mask: &mut dyn LogitMask, ids: &[u32]) {
 fn render(calls: &[(&str, Value)]) -> Vec<u32> {
     let calls: Vec<FunctionCall> = calls
         .iter()
-        .map(|(name, args)| FunctionCall { name: (*name).into(), arguments: Value::String(args.to_string()), id: None })
+        .map(|(name, args)| FunctionCall {
+            name: (*name).into(),
+            arguments: Value::String(args.to_string()),
+            id: None,
+        })
         .collect();
     TOK.encode_segments(&tool_calls_segments(&calls))
 }
@@ -81,12 +90,25 @@ fn render(calls: &[(&str, Value)]) -> Vec<u32> {
 fn the_encoders_renderings_are_accepted() {
     let eos = TOK.special_id(SpecialToken::Eos);
     let cases = [
-        vec![("get_weather", json!({"city": "Paris </div> <b>", "unit": "celsius", "days": 3}))],
-        vec![("get_weather", json!({"city": "Oslo", "days": 1})), ("list_files", json!({}))],
-        vec![("search", json!({"query": "rust \"quotes\"", "filters": {"lang": "en", "tags": ["a", "b"]}, "limit": 2.5}))],
+        vec![(
+            "get_weather",
+            json!({"city": "Paris </div> <b>", "unit": "celsius", "days": 3}),
+        )],
+        vec![
+            ("get_weather", json!({"city": "Oslo", "days": 1})),
+            ("list_files", json!({})),
+        ],
+        vec![(
+            "search",
+            json!({"query": "rust \"quotes\"", "filters": {"lang": "en", "tags": ["a", "b"]}, "limit": 2.5}),
+        )],
     ];
     for calls in cases {
-        let c = Constraint::Tools { tools: tools(), mode: ToolMode::Required, parallel: true };
+        let c = Constraint::Tools {
+            tools: tools(),
+            mode: ToolMode::Required,
+            parallel: true,
+        };
         let mut mask = C.mask(&c, false, Some(500)).unwrap();
         let mut ids = render(&calls);
         ids.push(eos);
@@ -96,9 +118,16 @@ fn the_encoders_renderings_are_accepted() {
     for bad in [
         vec![("delete_all", json!({}))],
         vec![("get_weather", json!({"city": "Oslo"}))],
-        vec![("get_weather", json!({"city": "Oslo", "unit": "kelvin", "days": 2}))],
+        vec![(
+            "get_weather",
+            json!({"city": "Oslo", "unit": "kelvin", "days": 2}),
+        )],
     ] {
-        let c = Constraint::Tools { tools: tools(), mode: ToolMode::Required, parallel: true };
+        let c = Constraint::Tools {
+            tools: tools(),
+            mode: ToolMode::Required,
+            parallel: true,
+        };
         let mut mask = C.mask(&c, false, Some(500)).unwrap();
         let ids = render(&bad);
         let n = TOK.vocab_size();
@@ -126,7 +155,12 @@ fn random_logits(seed: u64, step: u64, n: usize) -> Vec<f32> {
 }
 
 /// Runs the simulated model until EOS or the budget; returns the parsed output.
-fn simulate(mask: &mut dyn LogitMask, seed: u64, max_tokens: usize, thinking: bool) -> (ParsedOutput, usize) {
+fn simulate(
+    mask: &mut dyn LogitMask,
+    seed: u64,
+    max_tokens: usize,
+    thinking: bool,
+) -> (ParsedOutput, usize) {
     let n = TOK.vocab_size();
     let eos = TOK.special_id(SpecialToken::Eos);
     let mut parser = OutputParser::new(ParserOptions::new(thinking));
@@ -135,7 +169,10 @@ fn simulate(mask: &mut dyn LogitMask, seed: u64, max_tokens: usize, thinking: bo
         let mut logits = random_logits(seed, step as u64, n);
         mask.apply(&mut logits).unwrap();
         let id = dsv4_engine::sampling::argmax(&logits);
-        assert!(logits[id as usize].is_finite(), "every token masked at step {step}");
+        assert!(
+            logits[id as usize].is_finite(),
+            "every token masked at step {step}"
+        );
         mask.accept(id).unwrap();
         let piece = decoder.push(id).unwrap();
         parser.push(TokenPiece::from(&piece));
@@ -160,21 +197,39 @@ fn check_weather_args(args: &Value) {
 #[test]
 fn a_random_model_returns_a_well_formed_call_to_the_named_tool() {
     for seed in 0..6 {
-        for (mode, max_tokens) in [(ToolMode::Named("get_weather".into()), 200), (ToolMode::Required, 250)] {
-            let c = Constraint::Tools { tools: tools(), mode: mode.clone(), parallel: seed % 2 == 0 };
+        for (mode, max_tokens) in [
+            (ToolMode::Named("get_weather".into()), 200),
+            (ToolMode::Required, 250),
+        ] {
+            let c = Constraint::Tools {
+                tools: tools(),
+                mode: mode.clone(),
+                parallel: seed % 2 == 0,
+            };
             let mut mask = C.mask(&c, false, Some(max_tokens)).unwrap();
             let (out, used) = simulate(&mut mask, seed, max_tokens, false);
-            assert!(out.ended_by_eos, "seed {seed} {mode:?}: no EOS within {max_tokens} tokens: {out:?}");
+            assert!(
+                out.ended_by_eos,
+                "seed {seed} {mode:?}: no EOS within {max_tokens} tokens: {out:?}"
+            );
             assert!(used <= max_tokens);
             assert!(!out.tool_calls.is_empty(), "seed {seed}: {out:?}");
-            assert!(out.content.trim().is_empty(), "no text around a forced call: {:?}", out.content);
+            assert!(
+                out.content.trim().is_empty(),
+                "no text around a forced call: {:?}",
+                out.content
+            );
             for call in &out.tool_calls {
                 assert!(call.closed && !call.has_errors(), "seed {seed}: {call:?}");
                 let args: Value = serde_json::from_str(&call.arguments).unwrap();
                 match call.name.as_str() {
                     "get_weather" => check_weather_args(&args),
                     "search" => {
-                        assert!(args["query"].as_str().is_some_and(|q| q.chars().count() <= 40));
+                        assert!(
+                            args["query"]
+                                .as_str()
+                                .is_some_and(|q| q.chars().count() <= 40)
+                        );
                         assert!(args["filters"]["lang"].is_string());
                     }
                     "list_files" => assert_eq!(args, json!({})),
@@ -190,7 +245,11 @@ fn a_random_model_returns_a_well_formed_call_to_the_named_tool() {
 
 #[test]
 fn reasoning_stays_free_and_is_closed_in_time() {
-    let c = Constraint::Tools { tools: tools(), mode: ToolMode::Named("get_weather".into()), parallel: false };
+    let c = Constraint::Tools {
+        tools: tools(),
+        mode: ToolMode::Named("get_weather".into()),
+        parallel: false,
+    };
     let mut mask = C.mask(&c, true, Some(300)).unwrap();
     let (out, _) = simulate(&mut mask, 7, 300, true);
     assert!(!out.reasoning.is_empty(), "the model reasoned freely first");
@@ -201,7 +260,11 @@ fn reasoning_stays_free_and_is_closed_in_time() {
 
 #[test]
 fn auto_completes_a_block_the_model_opens() {
-    let c = Constraint::Tools { tools: tools(), mode: ToolMode::Auto, parallel: false };
+    let c = Constraint::Tools {
+        tools: tools(),
+        mode: ToolMode::Auto,
+        parallel: false,
+    };
     let mut mask = C.mask(&c, false, Some(150)).unwrap();
     // The model writes some text, then opens a block by itself.
     let mut ids = TOK.encode_text("Let me check.\n\n<");
@@ -222,7 +285,11 @@ fn auto_completes_a_block_the_model_opens() {
     }
     let mut parser = OutputParser::new(ParserOptions::new(false));
     parser.push_text(&text);
-    parser.push(TokenPiece { id: eos, text: SpecialToken::Eos.content(), special: true });
+    parser.push(TokenPiece {
+        id: eos,
+        text: SpecialToken::Eos.content(),
+        special: true,
+    });
     parser.finish();
     let out = parser.into_output();
     assert_eq!(out.content, "Let me check.");
@@ -244,36 +311,56 @@ fn json_schema_output_is_valid() {
         "additionalProperties": false
     });
     for seed in 0..5 {
-        let c = Constraint::Json { schema: Some(schema.clone()) };
+        let c = Constraint::Json {
+            schema: Some(schema.clone()),
+        };
         let mut mask = C.mask(&c, false, Some(100)).unwrap();
         let (out, _) = simulate(&mut mask, seed, 100, false);
         assert!(out.ended_by_eos, "seed {seed}: {out:?}");
-        let v: Value = serde_json::from_str(&out.content).unwrap_or_else(|e| panic!("{e}: {:?}", out.content));
+        let v: Value =
+            serde_json::from_str(&out.content).unwrap_or_else(|e| panic!("{e}: {:?}", out.content));
         assert!(v["name"].as_str().is_some_and(|s| s.chars().count() <= 20));
         assert!(v["age"].as_i64().is_some_and(|a| (0..=150).contains(&a)));
         assert!(v["ok"].is_boolean());
         let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
-        assert!(keys.iter().all(|k| ["name", "age", "tags", "ok"].contains(&k.as_str())));
+        assert!(
+            keys.iter()
+                .all(|k| ["name", "age", "tags", "ok"].contains(&k.as_str()))
+        );
     }
     // json_object: any object.
     let c = Constraint::Json { schema: None };
     let mut mask = C.mask(&c, false, Some(60)).unwrap();
     let (out, _) = simulate(&mut mask, 11, 60, false);
-    assert!(serde_json::from_str::<Value>(&out.content).unwrap().is_object());
+    assert!(
+        serde_json::from_str::<Value>(&out.content)
+            .unwrap()
+            .is_object()
+    );
 }
 
 #[test]
 fn unusable_schemas_are_reported_or_relaxed() {
     // A response_format llguidance cannot compile is a clear 400.
-    let c = Constraint::Json { schema: Some(json!({"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}, "required": ["a"]})) };
+    let c = Constraint::Json {
+        schema: Some(
+            json!({"type": "object", "properties": {"a": {"$ref": "#/nowhere"}}, "required": ["a"]}),
+        ),
+    };
     let e = C.mask(&c, false, Some(10)).unwrap_err();
     assert!(e.message.contains("cannot be enforced"), "{}", e.message);
     // The same schema on one tool parameter relaxes that parameter only.
     let t = vec![ToolSpec {
         name: "f".into(),
-        parameters: Some(json!({"type": "object", "properties": {"a": {"$ref": "#/nowhere"}, "b": {"type": "integer"}}, "required": ["a", "b"]})),
+        parameters: Some(
+            json!({"type": "object", "properties": {"a": {"$ref": "#/nowhere"}, "b": {"type": "integer"}}, "required": ["a", "b"]}),
+        ),
     }];
-    let c = Constraint::Tools { tools: t, mode: ToolMode::Required, parallel: false };
+    let c = Constraint::Tools {
+        tools: t,
+        mode: ToolMode::Required,
+        parallel: false,
+    };
     let mut mask = C.mask(&c, false, Some(200)).unwrap();
     let (out, _) = simulate(&mut mask, 1, 200, false);
     assert_eq!(out.tool_calls.len(), 1);
@@ -282,5 +369,9 @@ fn unusable_schemas_are_reported_or_relaxed() {
     // `a` is any JSON value (possibly a number beyond f64, which serde_json
     // refuses); `b` is still an integer.
     let b = call.arguments.split("\"b\": ").nth(1).unwrap();
-    assert!(b.trim_end_matches('}').parse::<i64>().is_ok(), "{}", call.arguments);
+    assert!(
+        b.trim_end_matches('}').parse::<i64>().is_ok(),
+        "{}",
+        call.arguments
+    );
 }

@@ -2,7 +2,13 @@
 //! binary (random weights, the real DeepSeek V4 tokenizer), servers on
 //! 127.0.0.1:0 with any configuration, and SSE parsing.
 
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -14,7 +20,15 @@ use serde_json::Value;
 
 /// The demo engine, built once per test binary.
 pub static ENGINE: LazyLock<Arc<Engine>> = LazyLock::new(|| {
-    Arc::new(demo_engine(EngineConfig { ctx: 4096, sessions: 6, threads: 2, ..Default::default() }).unwrap())
+    Arc::new(
+        demo_engine(EngineConfig {
+            ctx: 4096,
+            sessions: 6,
+            threads: 2,
+            ..Default::default()
+        })
+        .unwrap(),
+    )
 });
 
 /// Test settings: short keepalive, small default output.
@@ -36,11 +50,17 @@ pub fn start_with(cfg: ServerConfig, engine: bool) -> String {
     }
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            dsv4_server::serve(listener, &app, std::future::pending()).await.unwrap();
+            dsv4_server::serve(listener, &app, std::future::pending())
+                .await
+                .unwrap();
         });
     });
     format!("http://{}", rx.recv().unwrap())
@@ -55,7 +75,10 @@ pub fn start() -> String {
 pub static BASE: LazyLock<String> = LazyLock::new(start);
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
 }
 
 /// POSTs JSON; returns status and parsed body.
@@ -63,7 +86,12 @@ pub async fn post(path: &str, body: &Value) -> (u16, Value) {
     post_to(&BASE, path, body, &[]).await
 }
 
-pub async fn post_to(base: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+pub async fn post_to(
+    base: &str,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, Value) {
     let mut req = client().post(format!("{base}{path}")).json(body);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -71,22 +99,41 @@ pub async fn post_to(base: &str, path: &str, body: &Value, headers: &[(&str, &st
     let resp = req.send().await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// POSTs raw bytes.
 pub async fn post_raw(path: &str, body: Vec<u8>) -> (u16, Value) {
-    let resp = client().post(format!("{}{path}", *BASE)).header("content-type", "application/json").body(body).send().await.unwrap();
+    let resp = client()
+        .post(format!("{}{path}", *BASE))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 pub async fn get(path: &str) -> (u16, Value) {
-    let resp = client().get(format!("{}{path}", *BASE)).send().await.unwrap();
+    let resp = client()
+        .get(format!("{}{path}", *BASE))
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 /// One SSE event: its `event:` name (if any), its data, and comment lines
@@ -100,7 +147,8 @@ pub struct Sse {
 
 impl Sse {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("bad SSE data {:?}: {e}", self.data))
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("bad SSE data {:?}: {e}", self.data))
     }
 }
 
@@ -122,7 +170,11 @@ pub fn parse_sse(text: &str) -> Vec<Sse> {
             }
         }
         if event.is_some() || !data.is_empty() {
-            out.push(Sse { event, data: data.join("\n"), comments });
+            out.push(Sse {
+                event,
+                data: data.join("\n"),
+                comments,
+            });
             comments = 0;
         }
     }
@@ -131,18 +183,38 @@ pub fn parse_sse(text: &str) -> Vec<Sse> {
 
 /// POSTs and returns the status, content type and SSE events of a stream.
 pub async fn stream(base: &str, path: &str, body: &Value) -> (u16, String, Vec<Sse>) {
-    let resp = client().post(format!("{base}{path}")).json(body).send().await.unwrap();
+    let resp = client()
+        .post(format!("{base}{path}"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     let text = resp.text().await.unwrap();
     (status, ct, parse_sse(&text))
 }
 
 /// A scrape of `/metrics`: the value of one series.
 pub async fn metric(base: &str, name: &str) -> f64 {
-    let text = client().get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.parse().ok()))
+        .find_map(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0.0)
 }
 
@@ -179,13 +251,23 @@ pub fn search_tool() -> Value {
 
 /// Checks `args` (a JSON text) against the weather tool's schema.
 pub fn check_weather_args(args: &str) {
-    let v: Value = serde_json::from_str(args).unwrap_or_else(|e| panic!("arguments are not JSON ({e}): {args}"));
-    assert!(v["city"].as_str().is_some_and(|c| c.chars().count() <= 24), "{v}");
-    assert!(v["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)), "{v}");
+    let v: Value = serde_json::from_str(args)
+        .unwrap_or_else(|e| panic!("arguments are not JSON ({e}): {args}"));
+    assert!(
+        v["city"].as_str().is_some_and(|c| c.chars().count() <= 24),
+        "{v}"
+    );
+    assert!(
+        v["days"].as_i64().is_some_and(|d| (1..=7).contains(&d)),
+        "{v}"
+    );
     if let Some(u) = v.get("unit") {
         assert!(u == "celsius" || u == "fahrenheit", "{v}");
     }
     for k in v.as_object().unwrap().keys() {
-        assert!(["city", "unit", "days"].contains(&k.as_str()), "unexpected key {k}");
+        assert!(
+            ["city", "unit", "days"].contains(&k.as_str()),
+            "unexpected key {k}"
+        );
     }
 }
