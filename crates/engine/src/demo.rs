@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use dsv4_gguf::GgufFile;
 use dsv4_model::synth::{Preset, QuantMix, SynthSpec, VocabMeta, preset_config, to_bytes};
-use dsv4_model::{CpuBackend, CpuOptions, Model, ModelOptions};
-use dsv4_quant::Kernels;
+use dsv4_model::{Model, ModelOptions};
 use dsv4_tokenizer::{SpecialToken, Tokenizer};
 
 use crate::engine::{Engine, EngineConfig};
@@ -50,15 +49,6 @@ pub fn demo_engine(cfg: EngineConfig) -> Result<Engine> {
             qat_sim: cfg.qat_sim,
         },
     )?;
-    let kernels = cfg.kernels.unwrap_or_else(Kernels::detect);
-    let backend = CpuBackend::new(
-        kernels,
-        CpuOptions {
-            threads: cfg.threads,
-            exact: cfg.exact,
-            kv_format: cfg.kv_format,
-            raw_history: 0,
-        },
-    )?;
+    let backend = cfg.cpu_backend()?;
     Engine::start(model, backend, tok, cfg)
 }

@@ -62,6 +62,20 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// The CPU backend this configuration describes.
+    pub fn cpu_backend(&self) -> Result<CpuBackend> {
+        let kernels = self.kernels.unwrap_or_else(Kernels::detect);
+        let opts = CpuOptions {
+            threads: self.threads,
+            exact: self.exact,
+            kv_format: self.kv_format,
+            raw_history: 0,
+        };
+        Ok(CpuBackend::new(kernels, opts)?)
+    }
+}
+
 /// What the engine is running.
 #[derive(Debug, Clone)]
 pub struct EngineInfo {
@@ -134,16 +148,7 @@ impl Engine {
                 qat_sim: cfg.qat_sim,
             },
         )?;
-        let kernels = cfg.kernels.unwrap_or_else(Kernels::detect);
-        let backend = CpuBackend::new(
-            kernels,
-            CpuOptions {
-                threads: cfg.threads,
-                exact: cfg.exact,
-                kv_format: cfg.kv_format,
-                raw_history: 0,
-            },
-        )?;
+        let backend = cfg.cpu_backend()?;
         let tok = tokenizer_for(model.file(), model.cfg.n_vocab)?;
         Engine::start(model, backend, tok, cfg)
     }

@@ -516,11 +516,7 @@ impl<B: Backend> Worker<B> {
                 }
             }
         }
-        done.sort_by_key(|d| std::cmp::Reverse(d.0));
-        for (i, reason) in done {
-            let a = self.active.swap_remove(i);
-            self.finish(a, reason);
-        }
+        self.finish_all(done);
         // (active index, tokens this step, wants logits)
         let mut plan: Vec<(usize, Vec<u32>, bool)> = Vec::new();
         for (i, a) in self.active.iter().enumerate() {
@@ -654,11 +650,7 @@ impl<B: Backend> Worker<B> {
                 }
             }
         }
-        done.sort_by_key(|d| std::cmp::Reverse(d.0));
-        for (i, reason) in done {
-            let a = self.active.swap_remove(i);
-            self.finish(a, reason);
-        }
+        self.finish_all(done);
         Ok(())
     }
 
@@ -803,6 +795,15 @@ impl<B: Backend> Worker<B> {
         }
         a.next = Some(t);
         None
+    }
+
+    /// Finishes the listed active requests (indices into `active`).
+    fn finish_all(&mut self, mut done: Vec<(usize, FinishReason)>) {
+        done.sort_by_key(|d| std::cmp::Reverse(d.0));
+        for (i, reason) in done {
+            let a = self.active.swap_remove(i);
+            self.finish(a, reason);
+        }
     }
 
     fn finish(&mut self, mut a: Active, reason: FinishReason) {

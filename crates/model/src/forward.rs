@@ -115,3 +115,48 @@ pub fn forward<B: Backend>(
     }
     Ok(())
 }
+
+/// Evaluates one sequence in a fresh session, `chunk` tokens per forward
+/// pass (0: all at once), and returns the logits of every position
+/// (`[tokens.len(), V]`). Verification and `dsv4 logits` use it.
+pub fn run_sequence<B: Backend>(
+    model: &Model,
+    backend: &B,
+    tokens: &[u32],
+    chunk: usize,
+    mut trace: Option<&mut Trace>,
+) -> Result<Vec<f32>> {
+    let chunk = if chunk == 0 {
+        tokens.len().max(1)
+    } else {
+        chunk
+    };
+    let mut st = backend.new_state(model);
+    let mut scratch = Scratch::default();
+    let mut all = Vec::with_capacity(tokens.len() * model.cfg.n_vocab);
+    let mut logits = Vec::new();
+    for (ci, c) in tokens.chunks(chunk).enumerate() {
+        let rows: Vec<RowMeta> = c
+            .iter()
+            .enumerate()
+            .map(|(j, &t)| RowMeta {
+                seq: 0,
+                token: t,
+                pos: ci * chunk + j,
+            })
+            .collect();
+        let sel: Vec<usize> = (0..rows.len()).collect();
+        forward(
+            model,
+            backend,
+            &rows,
+            &mut [&mut st],
+            &sel,
+            &mut logits,
+            &mut scratch,
+            trace.as_deref_mut(),
+        )?;
+        all.extend_from_slice(&logits);
+    }
+    Ok(all)
+}

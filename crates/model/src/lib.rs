@@ -25,6 +25,6 @@ pub use backend::cpu::{CpuBackend, CpuOptions};
 pub use backend::{Backend, RowMeta, SessionStateOps, Trace};
 pub use config::{LayerKind, ModelConfig};
 pub use error::{ModelError, Result};
-pub use forward::{Scratch, forward};
+pub use forward::{Scratch, forward, run_sequence};
 pub use kv::{Checkpoint, KvFormat, SessionState};
 pub use model::{Model, ModelOptions};

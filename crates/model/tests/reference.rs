@@ -17,8 +17,7 @@ use std::sync::Arc;
 use common::{fixtures, load_f32, load_i32};
 use dsv4_gguf::GgufFile;
 use dsv4_model::{
-    Backend, CpuBackend, CpuOptions, KvFormat, LayerKind, Model, ModelOptions, RowMeta, Scratch,
-    Trace, forward,
+    CpuBackend, CpuOptions, KvFormat, LayerKind, Model, ModelOptions, Trace, run_sequence,
 };
 use dsv4_quant::Kernels;
 
@@ -131,37 +130,9 @@ fn run(
     be: &CpuBackend,
     toks: &[u32],
     chunk: usize,
-    mut trace: Option<&mut Trace>,
+    trace: Option<&mut Trace>,
 ) -> Vec<f32> {
-    let chunk = if chunk == 0 { toks.len() } else { chunk };
-    let mut st = be.new_state(model);
-    let mut scratch = Scratch::default();
-    let (mut all, mut logits) = (Vec::new(), Vec::new());
-    for (ci, c) in toks.chunks(chunk).enumerate() {
-        let rows: Vec<RowMeta> = c
-            .iter()
-            .enumerate()
-            .map(|(j, &t)| RowMeta {
-                seq: 0,
-                token: t,
-                pos: ci * chunk + j,
-            })
-            .collect();
-        let sel: Vec<usize> = (0..rows.len()).collect();
-        forward(
-            model,
-            be,
-            &rows,
-            &mut [&mut st],
-            &sel,
-            &mut logits,
-            &mut scratch,
-            trace.as_deref_mut(),
-        )
-        .unwrap();
-        all.extend_from_slice(&logits);
-    }
-    all
+    run_sequence(model, be, toks, chunk, trace).unwrap()
 }
 
 fn compare(got: &[f32], want: &[f32], v: usize) -> (f32, f32) {

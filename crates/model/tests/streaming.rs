@@ -10,6 +10,7 @@ use dsv4_gguf::GgufFile;
 use dsv4_model::synth::{Preset, QuantMix, SynthSpec, VocabMeta, preset_config, to_bytes};
 use dsv4_model::{
     Backend, CpuBackend, CpuOptions, KvFormat, Model, ModelOptions, RowMeta, Scratch, forward,
+    run_sequence,
 };
 use dsv4_quant::Kernels;
 
@@ -35,35 +36,7 @@ fn tokens(n: usize) -> Vec<u32> {
 
 /// Logits of every position, feeding the sequence `chunk` tokens at a time.
 fn run_chunked(model: &Model, be: &CpuBackend, toks: &[u32], chunk: usize) -> Vec<f32> {
-    let mut st = be.new_state(model);
-    let mut scratch = Scratch::default();
-    let mut all = Vec::new();
-    let mut logits = Vec::new();
-    for (ci, c) in toks.chunks(chunk).enumerate() {
-        let rows: Vec<RowMeta> = c
-            .iter()
-            .enumerate()
-            .map(|(j, &t)| RowMeta {
-                seq: 0,
-                token: t,
-                pos: ci * chunk + j,
-            })
-            .collect();
-        let sel: Vec<usize> = (0..rows.len()).collect();
-        forward(
-            model,
-            be,
-            &rows,
-            &mut [&mut st],
-            &sel,
-            &mut logits,
-            &mut scratch,
-            None,
-        )
-        .unwrap();
-        all.extend_from_slice(&logits);
-    }
-    all
+    run_sequence(model, be, toks, chunk, None).unwrap()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {

@@ -273,7 +273,10 @@ impl SseWriter for CompletionStream {
                 }
                 Ev::Finished(f) => {
                     if !text.is_empty() {
-                        out.push(self.chunk(&std::mem::take(&mut text), None, None));
+                        let lp = (!legacy.tokens.is_empty()).then(|| legacy.json());
+                        self.offset += text.len();
+                        out.push(self.chunk(&std::mem::take(&mut text), None, lp));
+                        legacy = Legacy::default();
                     }
                     out.push(self.chunk("", Some(finish_reason(&f)), None));
                     if self.include_usage {

@@ -17,13 +17,15 @@
 //! | `deepseek-reasoner`, `*-reasoner`, `*-think`, `*-thinking` | on |
 //! | `*-max` | on, effort max |
 //!
+//! Empty developer messages are dropped (the encoder refuses them).
 //! Non-text content (images, audio, documents) is replaced by a short
 //! placeholder: this model reads text only, and a 400 for a screenshot left in
 //! an agent's history would break every later turn.
 
 use std::sync::Arc;
 
-use dsv4_tokenizer::chat::{ChatRequest, Effort, RenderOptions};
+use dsv4_tokenizer::RenderError;
+use dsv4_tokenizer::chat::{ChatRequest, Effort, RenderOptions, Role};
 
 use crate::ServerConfig;
 use crate::errors::ApiError;
@@ -88,7 +90,13 @@ pub(crate) fn options(cfg: &ServerConfig, chat: &ChatRequest) -> Result<RenderOp
     };
     let mut opts = req
         .options(cfg.checkpoint, effort_override, default)
-        .map_err(|e| ApiError::invalid_param("reasoning_effort", e.to_string()))?;
+        .map_err(|e| {
+            let param = match e {
+                RenderError::UnknownThinkingMode(_) => "thinking",
+                _ => "reasoning_effort",
+            };
+            ApiError::invalid_param(param, e.to_string())
+        })?;
     if opts.thinking
         && cfg.default_thinking == ThinkingDefault::Max
         && chat.reasoning_effort.is_none()
@@ -102,9 +110,14 @@ pub(crate) fn options(cfg: &ServerConfig, chat: &ChatRequest) -> Result<RenderOp
 /// Renders and tokenizes (off the async threads: long prompts take a while).
 pub(crate) async fn render(
     ready: &Arc<Ready>,
-    chat: ChatRequest,
+    mut chat: ChatRequest,
     opts: RenderOptions,
 ) -> Result<Vec<u32>, ApiError> {
+    // The official encoder refuses empty developer messages; a client that
+    // sends one would get the same 400 on every retry, so drop them.
+    chat.messages.retain(|m| {
+        m.role != Role::Developer || m.content.as_ref().is_some_and(|c| !c.flatten().is_empty())
+    });
     let r = Arc::clone(ready);
     tokio::task::spawn_blocking(move || {
         let prompt = chat
@@ -127,7 +140,7 @@ pub(crate) async fn encode_text(ready: &Arc<Ready>, text: String) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dsv4_tokenizer::chat::{ChatMessage, Role};
+    use dsv4_tokenizer::chat::ChatMessage;
 
     fn chat(model: &str, extra: serde_json::Value) -> ChatRequest {
         let mut v =

@@ -83,6 +83,7 @@ async fn client_errors_are_4xx_in_openai_shape() {
 async fn tolerated_input_is_answered() {
     let messages = json!([
         {"role": "developer", "content": "Be brief."},
+        {"role": "developer", "content": ""},
         {"role": "system", "content": [{"type": "text", "text": "System."}]},
         {"role": "user", "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
             {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]},

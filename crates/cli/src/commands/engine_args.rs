@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use dsv4_engine::{Engine, EngineConfig, Kernels, KvFormat, tokenizer_for};
-use dsv4_model::{CpuBackend, CpuOptions, Model, ModelOptions};
+use dsv4_engine::{Engine, EngineConfig, KvFormat, tokenizer_for};
+use dsv4_model::{Model, ModelOptions};
 
 use super::common::CpuArgs;
 
@@ -94,16 +94,7 @@ impl EngineArgs {
             warm(&model);
         }
         let tok = tokenizer_for(model.file(), model.cfg.n_vocab)?;
-        let kernels = cfg.kernels.unwrap_or_else(Kernels::detect);
-        let be = CpuBackend::new(
-            kernels,
-            CpuOptions {
-                threads: cfg.threads,
-                exact: cfg.exact,
-                kv_format: cfg.kv_format,
-                raw_history: 0,
-            },
-        )?;
+        let be = cfg.cpu_backend()?;
         Engine::start(model, be, tok, cfg)
             .with_context(|| format!("starting the engine on {}", path.display()))
     }

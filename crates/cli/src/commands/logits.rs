@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use dsv4_model::{Backend, KvFormat, Model, ModelOptions, RowMeta, Scratch, forward};
+use dsv4_model::{Backend, KvFormat, Model, ModelOptions, run_sequence};
 
 use super::common::CpuArgs;
 
@@ -92,34 +92,7 @@ pub(crate) fn run(a: &Args) -> Result<()> {
     )
     .with_context(|| format!("loading {}", a.model.display()))?;
     let be = a.cpu.backend(a.exact, KvFormat::F32, 0)?;
-    let chunk = a.chunk.unwrap_or(ids.len()).max(1);
-    let mut st = be.new_state(&model);
-    let mut scratch = Scratch::default();
-    let mut all = Vec::with_capacity(ids.len() * model.cfg.n_vocab);
-    let mut logits = Vec::new();
-    for (ci, c) in ids.chunks(chunk).enumerate() {
-        let rows: Vec<RowMeta> = c
-            .iter()
-            .enumerate()
-            .map(|(j, &t)| RowMeta {
-                seq: 0,
-                token: t,
-                pos: ci * chunk + j,
-            })
-            .collect();
-        let sel: Vec<usize> = (0..rows.len()).collect();
-        forward(
-            &model,
-            &be,
-            &rows,
-            &mut [&mut st],
-            &sel,
-            &mut logits,
-            &mut scratch,
-            None,
-        )?;
-        all.extend_from_slice(&logits);
-    }
+    let all = run_sequence(&model, &be, &ids, a.chunk.unwrap_or(0), None)?;
     write_npy(&a.out, &[ids.len(), model.cfg.n_vocab], &all)?;
     eprintln!(
         "wrote {} ({} × {}) with {}",
