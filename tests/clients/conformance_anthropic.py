@@ -59,7 +59,7 @@ def streaming_text_and_thinking():
 @case
 def forced_tool_use_and_tool_result_round_trip():
     with client.messages.stream(
-        model=MODEL, max_tokens=400, tools=[WEATHER], tool_choice={"type": "tool", "name": "get_weather"},
+        model=MODEL, max_tokens=260, tools=[WEATHER], tool_choice={"type": "tool", "name": "get_weather", "disable_parallel_tool_use": True},
         thinking={"type": "disabled"}, messages=[{"role": "user", "content": "Weather in Oslo?"}],
     ) as s:
         final = s.get_final_message()
@@ -68,7 +68,7 @@ def forced_tool_use_and_tool_result_round_trip():
     assert uses and uses[0].id.startswith("toolu_")
     check_weather(uses[0].input)
     m = client.messages.create(
-        model=MODEL, max_tokens=400, tools=[WEATHER], tool_choice={"type": "any"},
+        model=MODEL, max_tokens=260, tools=[WEATHER], tool_choice={"type": "any", "disable_parallel_tool_use": True},
         messages=[{"role": "user", "content": "Weather in Oslo?"}],
     )
     check_weather(next(b for b in m.content if b.type == "tool_use").input)

@@ -99,7 +99,8 @@ def chat_streaming_with_usage():
 @case
 def tool_choice_required_and_named():
     r = client.chat.completions.create(
-        model=f"{MODEL}-chat", messages=user("Weather in Paris?"), tools=[WEATHER, SEARCH], tool_choice="required", max_tokens=300
+        model=f"{MODEL}-chat", messages=user("Weather in Paris?"), tools=[WEATHER, SEARCH], tool_choice="required", max_tokens=260,
+        parallel_tool_calls=False,
     )
     assert r.choices[0].finish_reason == "tool_calls"
     for call in r.choices[0].message.tool_calls:
@@ -110,7 +111,7 @@ def tool_choice_required_and_named():
             assert call.function.name == "search" and isinstance(json.loads(call.function.arguments)["query"], str)
     named = {"type": "function", "function": {"name": "get_weather"}}
     with client.chat.completions.stream(
-        model=MODEL, messages=user("Weather?"), tools=[WEATHER, SEARCH], tool_choice=named, max_tokens=400, parallel_tool_calls=False
+        model=MODEL, messages=user("Weather?"), tools=[WEATHER, SEARCH], tool_choice=named, max_tokens=320, parallel_tool_calls=False
     ) as s:
         final = s.get_final_completion()
     calls = final.choices[0].message.tool_calls
@@ -156,7 +157,7 @@ PATCH_TOOL = {
 def responses_function_call_round_trip():
     r = client.responses.create(
         model=MODEL, input="Weather in Rome?", instructions="Use tools.", tools=[RESP_TOOL], tool_choice="required",
-        max_output_tokens=400, reasoning={"effort": "none"},
+        max_output_tokens=260, parallel_tool_calls=False, reasoning={"effort": "none"},
     )
     assert r.status == "completed", r.status
     calls = [o for o in r.output if o.type == "function_call"]
@@ -169,7 +170,7 @@ def responses_function_call_round_trip():
     assert r2.previous_response_id == r.id and r2.usage.input_tokens > r.usage.input_tokens
     with client.responses.stream(
         model=MODEL, input="Weather?", tools=[RESP_TOOL], tool_choice={"type": "function", "name": "get_weather"},
-        max_output_tokens=500, reasoning={"effort": "high", "summary": "auto"},
+        max_output_tokens=340, parallel_tool_calls=False, reasoning={"effort": "high", "summary": "auto"},
     ) as s:
         final = s.get_final_response()
     assert final.status == "completed"
@@ -182,7 +183,7 @@ def responses_function_call_round_trip():
 def responses_custom_tool_apply_patch():
     r = client.responses.create(
         model=MODEL, input="Fix the bug", tools=[PATCH_TOOL], tool_choice={"type": "custom", "name": "apply_patch"},
-        max_output_tokens=300, reasoning={"effort": "none"},
+        max_output_tokens=200, reasoning={"effort": "none"},
     )
     call = next(o for o in r.output if o.type == "custom_tool_call")
     assert call.name == "apply_patch" and isinstance(call.input, str)

@@ -18,6 +18,7 @@ import asyncio
 import json
 import statistics
 import time
+import urllib.request
 
 import anthropic
 import openai
@@ -42,6 +43,30 @@ def peak_rss_mib(pid):
     except OSError:
         return None
     return None
+
+
+def server_metrics(base_url, api_key):
+    """A few engine counters from /metrics (prompt reuse and throughput)."""
+    names = {
+        "dsv4_prompt_tokens_total": "prompt_tokens",
+        "dsv4_prompt_tokens_cached_total": "prompt_tokens_cached",
+        "dsv4_cache_hits_total": "cache_hits",
+        "dsv4_generated_tokens_total": "generated_tokens",
+        "dsv4_prefill_tokens_per_second": "prefill_tokens_per_s",
+        "dsv4_decode_tokens_per_second": "decode_tokens_per_s",
+        "dsv4_client_cancellations_total": "client_cancellations",
+    }
+    req = urllib.request.Request(f"{base_url}/metrics", headers={"authorization": f"Bearer {api_key}"})
+    try:
+        text = urllib.request.urlopen(req, timeout=10).read().decode()
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(" ")
+        if len(parts) == 2 and parts[0] in names:
+            out[names[parts[0]]] = round(float(parts[1]), 1)
+    return out
 
 
 class Stats:
@@ -142,6 +167,7 @@ async def main():
         "latency_s": {p: round(pct(stats.total, int(p[1:])), 3) for p in ("p50", "p90", "p99")},
         "latency_mean_s": round(statistics.mean(stats.total), 3) if stats.total else None,
         "server_peak_rss_mib": peak_rss_mib(args.server_pid) if args.server_pid else None,
+        "server": server_metrics(args.base_url, args.api_key),
     }
     print(json.dumps(summary, indent=2))
     for e in stats.errors[:10]:

@@ -36,6 +36,8 @@ enum Command {
     Run(commands::run::Args),
     /// Measure prefill/decode speed, batching and bandwidth use.
     Bench(commands::bench::Args),
+    /// OpenAI/Anthropic-compatible HTTP server for coding agents (add --demo to try without weights).
+    Serve(commands::serve::Args),
     /// Interactive conversation (add --demo to try without weights).
     Chat(commands::chat::Args),
     /// Tokenize text (the built-in DeepSeek V4 vocabulary, or a model's).
@@ -62,6 +64,7 @@ fn main() {
         Command::Run(a) => commands::run::run(&a),
         Command::Chat(a) => commands::chat::run(&a),
         Command::Bench(a) => commands::bench::run(&a),
+        Command::Serve(a) => commands::serve::run(&a),
         Command::Tokenize(a) => commands::tokenize::run_tokenize(&a),
         Command::Detokenize(a) => commands::tokenize::run_detokenize(&a),
         Command::Render(a) => commands::render::run(&a),

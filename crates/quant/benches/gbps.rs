@@ -3,13 +3,18 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`), so other processes competing for the cores do
 //! not inflate it; they can still compete for memory bandwidth and caches.
 //!
-//! Columns: `dequant` (rows of 4096 into an L1 buffer, 64 MiB matrix), `n1`
-//! (matrix-vector over a 64 MiB matrix: DRAM streaming), `n1 L3` (the same
-//! over 4 MiB: in-cache compute speed), `n8`, `n16`, `n64` (batches over a
-//! 4 MiB matrix; per-token cost is the figure divided by n).
+//! Columns: `dequant` (rows of 4096 into an L1 buffer, 64 MiB matrix); `n1
+//! D`, `n4 D` (1 and 4 activation rows over a 64 MiB matrix: DRAM streaming,
+//! the decode case); `n1` … `n16` (the same over a 4 MiB matrix: in-cache
+//! compute speed, where `time(n) / time(1) = n · GB/s(1) / GB/s(n)`). A second
+//! table gives prefill throughput in GMAC/s (multiply-accumulates of weights ×
+//! activations per second) for 64 and 256 activation rows over a 4 MiB
+//! matrix, and for 32 rows over a 1 MiB matrix (a routed expert's handful of
+//! tokens).
 //!
-//! Run: `cargo bench -p dsv4-quant --bench gbps [-- <filter>]`, where the
-//! optional filter keeps tables whose name contains it (`avx2`, `vnni`, ...).
+//! Run: `cargo bench -p dsv4-quant --bench gbps [-- <filter> [<type>]]`, where
+//! the optional filter keeps tables whose name contains it (`avx2`, `vnni`,
+//! ...) and the optional type keeps one weight type (`Q8_0`, ...).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]
 // One libc call to read the thread's CPU clock.
@@ -88,7 +93,8 @@ fn best(mut f: impl FnMut()) -> f64 {
         .fold(f64::MAX, f64::min)
 }
 
-fn matmul_gbps(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
+/// Seconds per call of the matmul of `w` (whole rows of `ty`) with `n` rows.
+fn matmul_secs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
     let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
     let rows = w.len() / row_bytes;
     let x: Vec<f32> = (0..n * K)
@@ -103,12 +109,26 @@ fn matmul_gbps(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
         kern.matmul(ty, w, K, 0..rows, &act, &mut out).unwrap();
         black_box(&y);
     });
-    w.len() as f64 / t / 1e9
+    t
+}
+
+/// GB/s of weights.
+fn matmul_gbps(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
+    w.len() as f64 / matmul_secs(kern, ty, w, n) / 1e9
+}
+
+/// Multiply-accumulates per second, in billions.
+fn matmul_gmacs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
+    let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
+    let macs = (w.len() / row_bytes * K * n) as f64;
+    macs / matmul_secs(kern, ty, w, n) / 1e9
 }
 
 fn main() {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    let (big, small) = (64usize << 20, 4usize << 20);
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let filter = args.first().cloned();
+    let only_ty = args.get(1).cloned();
+    let (big, small, expert) = (64usize << 20, 4usize << 20, 1usize << 20);
     for kern in Kernels::all_variants() {
         let name = kern.describe();
         if kern.isa() == dsv4_quant::Isa::Scalar && filter.as_deref() != Some("scalar") {
@@ -117,10 +137,16 @@ fn main() {
         if filter.as_ref().is_some_and(|f| !name.contains(f.as_str())) {
             continue;
         }
+        let types: Vec<GgmlType> = WEIGHT_TYPES
+            .iter()
+            .copied()
+            .filter(|t| only_ty.as_ref().is_none_or(|o| t.name().eq_ignore_ascii_case(o)))
+            .collect();
         println!("\n### {name}: GB/s of weights (k = {K}, best of {REPS}, thread CPU time)\n");
-        println!("| type | dequant | n1 | n1 L3 | n8 | n16 | n64 |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        for &ty in &WEIGHT_TYPES {
+        println!("| type | dequant | n1 D | n4 D | n1 | n2 | n4 | n8 | n16 |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let mut prefill = Vec::new();
+        for &ty in &types {
             let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
             let w = weights(ty, big / row_bytes);
             let mut row = vec![0.0f32; K];
@@ -132,22 +158,30 @@ fn main() {
             });
             let deq = w.len() as f64 / t / 1e9;
             let small_w = &w[..small / row_bytes * row_bytes];
-            let cols = [
+            let expert_w = &w[..expert / row_bytes * row_bytes];
+            let mut cols = vec![
                 matmul_gbps(&kern, ty, &w, 1),
-                matmul_gbps(&kern, ty, small_w, 1),
-                matmul_gbps(&kern, ty, small_w, 8),
-                matmul_gbps(&kern, ty, small_w, 16),
-                matmul_gbps(&kern, ty, small_w, 64),
+                matmul_gbps(&kern, ty, &w, 4),
             ];
-            println!(
-                "| {} | {deq:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.2} |",
-                ty.name(),
-                cols[0],
-                cols[1],
-                cols[2],
-                cols[3],
-                cols[4]
-            );
+            for n in [1, 2, 4, 8, 16] {
+                cols.push(matmul_gbps(&kern, ty, small_w, n));
+            }
+            let cells: Vec<String> = cols.iter().map(|c| format!("{c:.2}")).collect();
+            println!("| {} | {deq:.1} | {} |", ty.name(), cells.join(" | "));
+            prefill.push((
+                ty,
+                [
+                    matmul_gmacs(&kern, ty, expert_w, 32),
+                    matmul_gmacs(&kern, ty, small_w, 64),
+                    matmul_gmacs(&kern, ty, small_w, 256),
+                ],
+            ));
+        }
+        println!("\n### {name}: prefill GMAC/s (k = {K})\n");
+        println!("| type | n32 (1 MiB) | n64 | n256 |");
+        println!("|---|---:|---:|---:|");
+        for (ty, g) in prefill {
+            println!("| {} | {:.1} | {:.1} | {:.1} |", ty.name(), g[0], g[1], g[2]);
         }
     }
 }

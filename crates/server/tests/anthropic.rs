@@ -189,7 +189,7 @@ async fn forced_tool_use_streams_input_json() {
             json!({"type": "enabled", "budget_tokens": 10}),
         ),
     ] {
-        let body = json!({"model": "m", "max_tokens": 400, "stream": true, "tools": [weather()], "tool_choice": choice,
+        let body = json!({"model": "m", "max_tokens": 300, "stream": true, "tools": [weather()], "tool_choice": choice,
             "thinking": thinking, "messages": [{"role": "user", "content": "Weather in Oslo?"}]});
         let (_, _, evs) = stream(&BASE, "/v1/messages", &body).await;
         let (blocks, delta) = assemble(&evs);
@@ -202,7 +202,7 @@ async fn forced_tool_use_streams_input_json() {
         }
     }
     // Non-streaming, with disable_parallel_tool_use.
-    let body = json!({"model": "m", "max_tokens": 400, "tools": [weather()],
+    let body = json!({"model": "m", "max_tokens": 260, "tools": [weather()],
         "tool_choice": {"type": "tool", "name": "get_weather", "disable_parallel_tool_use": true},
         "thinking": {"type": "disabled"}, "messages": [{"role": "user", "content": "Weather?"}]});
     let (_, r) = post("/v1/messages", &body).await;

@@ -154,8 +154,9 @@ async fn tool_choice_required_and_named_give_well_formed_calls() {
             true,
         ),
     ] {
-        let body = json!({"model": "m", "messages": user("Weather in Paris?"), "max_tokens": 400,
-            "tools": [weather_tool(), search_tool()], "tool_choice": choice, "thinking": thinking, "seed": 3});
+        let body = json!({"model": "m", "messages": user("Weather in Paris?"), "max_tokens": if thinking { 320 } else { 260 },
+            "tools": [weather_tool(), search_tool()], "tool_choice": choice, "thinking": thinking, "seed": 3,
+            "parallel_tool_calls": false});
         let (s, r) = post("/v1/chat/completions", &body).await;
         assert_eq!(s, 200, "{r}");
         let c = &r["choices"][0];
@@ -181,7 +182,7 @@ async fn tool_choice_required_and_named_give_well_formed_calls() {
 
 #[tokio::test]
 async fn streamed_tool_call_deltas() {
-    let body = json!({"model": "m-chat", "messages": user("Weather?"), "max_tokens": 300, "stream": true,
+    let body = json!({"model": "m-chat", "messages": user("Weather?"), "max_tokens": 220, "stream": true,
         "tools": [weather_tool()], "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
         "parallel_tool_calls": false});
     let (_, _, evs) = stream(&BASE, "/v1/chat/completions", &body).await;
@@ -249,7 +250,7 @@ async fn json_schema_response_format_is_enforced() {
         "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "maxItems": 2}},
         "required": ["answer", "confidence"], "additionalProperties": false});
     for thinking in [false, true] {
-        let body = json!({"model": "m", "messages": user("Answer in JSON"), "max_tokens": 200, "thinking": thinking,
+        let body = json!({"model": "m", "messages": user("Answer in JSON"), "max_tokens": 120, "thinking": thinking,
             "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": schema, "strict": true}}});
         let (s, r) = post("/v1/chat/completions", &body).await;
         assert_eq!(s, 200, "{r}");

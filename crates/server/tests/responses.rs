@@ -24,7 +24,7 @@ fn apply_patch() -> Value {
 #[tokio::test]
 async fn function_call_round_trip() {
     let body = json!({"model": "m", "input": "Weather in Rome?", "instructions": "Use tools.", "tools": [tool(), {"type": "web_search"}],
-        "tool_choice": "required", "max_output_tokens": 400, "reasoning": {"effort": "none"}});
+        "tool_choice": "required", "max_output_tokens": 260, "parallel_tool_calls": false, "reasoning": {"effort": "none"}});
     let (s, r) = post("/v1/responses", &body).await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(
@@ -84,7 +84,7 @@ async fn function_call_round_trip() {
 #[tokio::test]
 async fn streamed_lifecycle_with_reasoning_and_call() {
     let body = json!({"model": "m", "input": [{"role": "user", "content": "Weather?"}], "tools": [tool()],
-        "tool_choice": {"type": "function", "name": "get_weather"}, "max_output_tokens": 500, "stream": true,
+        "tool_choice": {"type": "function", "name": "get_weather"}, "max_output_tokens": 340, "stream": true,
         "parallel_tool_calls": false, "reasoning": {"effort": "high", "summary": "auto"}});
     let (s, _, evs) = stream(&BASE, "/v1/responses", &body).await;
     assert_eq!(s, 200);
@@ -147,7 +147,7 @@ async fn streamed_lifecycle_with_reasoning_and_call() {
 #[tokio::test]
 async fn custom_tool_round_trip() {
     let body = json!({"model": "m", "input": "Fix the bug", "tools": [apply_patch()], "tool_choice": {"type": "custom", "name": "apply_patch"},
-        "max_output_tokens": 300, "reasoning": {"effort": "minimal"}});
+        "max_output_tokens": 200, "reasoning": {"effort": "minimal"}});
     let (s, r) = post("/v1/responses", &body).await;
     assert_eq!(s, 200, "{r}");
     let item = r["output"]

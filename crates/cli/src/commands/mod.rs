@@ -9,6 +9,7 @@ pub(crate) mod kernels;
 pub(crate) mod logits;
 pub(crate) mod render;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod stream;
 pub(crate) mod synth;
 pub(crate) mod tokenize;
