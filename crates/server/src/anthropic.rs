@@ -269,6 +269,10 @@ struct Rendered {
 }
 
 fn build(r: &mut MessagesRequest) -> Result<Rendered, ApiError> {
+    if let Some(last) = r.messages.last() {
+        let param = format!("messages[{}].content", r.messages.len() - 1);
+        prompt::reject_media_in_last_turn(&param, &last.role, &last.content)?;
+    }
     let toolset = toolset(r.tools.as_deref().unwrap_or_default())?;
     let messages = conversation(r.system.as_ref(), std::mem::take(&mut r.messages))?;
     let thinking = r

@@ -171,6 +171,15 @@ async fn prepare(
             "only n = 1 is supported (one completion per request)",
         ));
     }
+    if let Some(last) = r.messages.last() {
+        let role = last.get("role").and_then(Value::as_str).unwrap_or_default();
+        let content = last.get("content").unwrap_or(&Value::Null);
+        prompt::reject_media_in_last_turn(
+            &format!("messages[{}]", r.messages.len() - 1),
+            role,
+            content,
+        )?;
+    }
     if r.messages.is_empty() {
         return Err(ApiError::invalid_param(
             "messages",

@@ -20,12 +20,15 @@
 //! Empty developer messages are dropped (the encoder refuses them).
 //! Non-text content (images, audio, documents) is replaced by a short
 //! placeholder: this model reads text only, and a 400 for a screenshot left in
-//! an agent's history would break every later turn.
+//! an agent's history would break every later turn. Media in the newest user
+//! turn is refused with a 400 instead ([`reject_media_in_last_turn`]): that
+//! request asks about something the model cannot see.
 
 use std::sync::Arc;
 
 use dsv4_tokenizer::RenderError;
 use dsv4_tokenizer::chat::{ChatRequest, Effort, RenderOptions, Role};
+use serde_json::Value;
 
 use crate::ServerConfig;
 use crate::errors::ApiError;
@@ -41,6 +44,50 @@ pub enum ThinkingDefault {
     Off,
     /// Thinking on, maximum effort.
     Max,
+}
+
+/// The kind of the first image/audio/video/document part of a message's
+/// content (top-level parts only: a tool result carrying a screenshot is
+/// left to the placeholder rule), if any.
+pub(crate) fn media_part(content: &Value) -> Option<String> {
+    let Value::Array(parts) = content else {
+        return None;
+    };
+    parts.iter().find_map(|p| {
+        let kind = p.get("type").and_then(Value::as_str)?;
+        let k = kind.trim_start_matches("input_");
+        matches!(
+            k,
+            "image" | "image_url" | "audio" | "video" | "document" | "file"
+        )
+        .then(|| k.to_string())
+    })
+}
+
+/// A request whose newest user turn is (partly) an image or other media gets
+/// a 400: this model reads text only, and it cannot answer about a picture.
+/// The same media further back in the conversation (an old screenshot an
+/// agent keeps replaying) becomes a placeholder instead, so a conversation is
+/// never stuck on an error it cannot get rid of.
+pub(crate) fn reject_media_in_last_turn(
+    param: &str,
+    role: &str,
+    content: &Value,
+) -> Result<(), ApiError> {
+    if role != "user" {
+        return Ok(());
+    }
+    match media_part(content) {
+        Some(kind) => Err(ApiError::invalid_param(
+            param,
+            format!(
+                "{param} contains {kind} content, but this model reads text only; remove it or describe it in text \
+                 (media earlier in a conversation is replaced by a placeholder)"
+            ),
+        )
+        .with_code("unsupported_content")),
+        None => Ok(()),
+    }
 }
 
 /// Text that stands in for a content part the model cannot read.

@@ -479,6 +479,17 @@ pub(crate) async fn create(
             })?,
         None => Vec::new(),
     };
+    if let Some(Value::Array(items)) = r.input.as_ref()
+        && let Some(last) = items.last()
+    {
+        let role = last.get("role").and_then(Value::as_str).unwrap_or_default();
+        let content = last.get("content").unwrap_or(&Value::Null);
+        prompt::reject_media_in_last_turn(
+            &format!("input[{}].content", items.len() - 1),
+            role,
+            content,
+        )?;
+    }
     history.extend(input_messages(r.input.as_ref()));
     let toolset = toolset(r.tools.as_deref().unwrap_or_default())?;
     let mut messages = Vec::new();
