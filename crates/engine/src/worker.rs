@@ -503,7 +503,8 @@ impl<B: Backend> Worker<B> {
         });
     }
 
-    /// One forward pass over all decoding requests plus one prefill chunk.
+    /// One step: a forward pass over all decoding requests, and one over
+    /// the next prefill chunk of one prefilling request (round robin).
     fn step(&mut self) -> Result<(), EngineError> {
         // Requests whose prompt was entirely cached sample before any pass.
         let mut done: Vec<(usize, FinishReason)> = Vec::new();
@@ -550,55 +551,19 @@ impl<B: Backend> Worker<B> {
         if plan.is_empty() {
             return Ok(());
         }
-        // Batch rows; sessions are numbered in plan order.
-        let mut rows = Vec::new();
-        let mut logit_rows = Vec::new();
-        for (seq, (i, toks, want)) in plan.iter().enumerate() {
-            let pos0 = self.slots[self.active[*i].slot]
-                .session
-                .as_ref()
-                .map_or(0, |s| s.pos());
-            for (j, &t) in toks.iter().enumerate() {
-                rows.push(RowMeta {
-                    seq,
-                    token: t,
-                    pos: pos0 + j,
-                });
-            }
-            if *want {
-                logit_rows.push(rows.len() - 1);
-            }
-        }
-        let slot_of: Vec<usize> = plan.iter().map(|(i, _, _)| self.active[*i].slot).collect();
-        let mut logits = Vec::new();
+        // Decode tokens and the prefill chunk run as separate passes: a
+        // decode batch of up to `INVARIANT_ROWS` sessions then takes the same
+        // kernels as a session decoding alone, so concurrent load never
+        // changes the tokens a session generates (a mixed pass would put the
+        // decode rows through the wider prefill kernels).
+        let n_decode = plan.len() - usize::from(!prefilling.is_empty());
         let t0 = Instant::now();
-        {
-            let mut states: Vec<&mut B::State> = Vec::with_capacity(plan.len());
-            let mut taken: Vec<(usize, &mut Slot<B>)> = self
-                .slots
-                .iter_mut()
-                .enumerate()
-                .filter(|(k, _)| slot_of.contains(k))
-                .collect();
-            for &k in &slot_of {
-                let pos = taken
-                    .iter()
-                    .position(|(kk, _)| *kk == k)
-                    .ok_or(EngineError::Stopped)?;
-                let (_, sl) = taken.swap_remove(pos);
-                let sess = sl.session.as_mut().ok_or(EngineError::Stopped)?;
-                states.push(&mut sess.state);
+        let mut logits = Vec::new();
+        for part in [&plan[..n_decode], &plan[n_decode..]] {
+            if !part.is_empty() {
+                let mut l = self.forward_plan(part)?;
+                logits.append(&mut l);
             }
-            forward(
-                &self.model,
-                &*self.backend,
-                &rows,
-                &mut states,
-                &logit_rows,
-                &mut logits,
-                &mut self.scratch,
-                None,
-            )?;
         }
         let elapsed = t0.elapsed().as_secs_f64();
         let n_prefill: usize = plan
@@ -606,8 +571,8 @@ impl<B: Backend> Worker<B> {
             .filter(|(i, _, _)| self.active[*i].phase == Phase::Prefill)
             .map(|p| p.1.len())
             .sum();
-        self.stats
-            .forward(n_prefill, rows.len() - n_prefill, elapsed);
+        let n_rows: usize = plan.iter().map(|p| p.1.len()).sum();
+        self.stats.forward(n_prefill, n_rows - n_prefill, elapsed);
         let window = self.model.cfg.window;
         let v = self.model.cfg.n_vocab;
         let mut lrow = 0;
@@ -652,6 +617,60 @@ impl<B: Backend> Worker<B> {
         }
         self.finish_all(done);
         Ok(())
+    }
+
+    /// One forward pass over `plan`'s rows (sessions numbered in plan
+    /// order); returns the logits of the rows that want them, in plan order.
+    fn forward_plan(&mut self, plan: &[(usize, Vec<u32>, bool)]) -> Result<Vec<f32>, EngineError> {
+        let mut rows = Vec::new();
+        let mut logit_rows = Vec::new();
+        for (seq, (i, toks, want)) in plan.iter().enumerate() {
+            let pos0 = self.slots[self.active[*i].slot]
+                .session
+                .as_ref()
+                .map_or(0, |s| s.pos());
+            for (j, &t) in toks.iter().enumerate() {
+                rows.push(RowMeta {
+                    seq,
+                    token: t,
+                    pos: pos0 + j,
+                });
+            }
+            if *want {
+                logit_rows.push(rows.len() - 1);
+            }
+        }
+        let slot_of: Vec<usize> = plan.iter().map(|(i, _, _)| self.active[*i].slot).collect();
+        let mut logits = Vec::new();
+        {
+            let mut states: Vec<&mut B::State> = Vec::with_capacity(plan.len());
+            let mut taken: Vec<(usize, &mut Slot<B>)> = self
+                .slots
+                .iter_mut()
+                .enumerate()
+                .filter(|(k, _)| slot_of.contains(k))
+                .collect();
+            for &k in &slot_of {
+                let pos = taken
+                    .iter()
+                    .position(|(kk, _)| *kk == k)
+                    .ok_or(EngineError::Stopped)?;
+                let (_, sl) = taken.swap_remove(pos);
+                let sess = sl.session.as_mut().ok_or(EngineError::Stopped)?;
+                states.push(&mut sess.state);
+            }
+            forward(
+                &self.model,
+                &*self.backend,
+                &rows,
+                &mut states,
+                &logit_rows,
+                &mut logits,
+                &mut self.scratch,
+                None,
+            )?;
+        }
+        Ok(logits)
     }
 
     /// Samples the next token from fresh logits, emits it, and says whether the request ends.

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use dsv4_engine::demo::demo_engine;
 use dsv4_engine::{
@@ -31,7 +31,11 @@ struct Outcome {
 }
 
 fn run(req: GenerationRequest) -> Outcome {
-    let mut h = ENGINE.submit(req).unwrap();
+    run_on(&ENGINE, req)
+}
+
+fn run_on(engine: &Engine, req: GenerationRequest) -> Outcome {
+    let mut h = engine.submit(req).unwrap();
     let mut o = Outcome {
         tokens: vec![],
         text: String::new(),
@@ -143,22 +147,33 @@ fn rewind_reuses_the_prefix_and_regenerates_identically() {
     assert_eq!(c.usage.replayed_tokens, 0);
 }
 
+/// Batch invariance end to end: sessions decoding together (up to
+/// `INVARIANT_ROWS` of them, prefills interleaved) generate exactly what each
+/// generates alone. The test has its own engine so that requests of tests
+/// running in parallel never join its batches.
 #[test]
 fn concurrent_sessions_match_sequential_runs() {
-    let prompts: Vec<Vec<u32>> = (0..4)
-        .map(|s| prompt(30 + s as usize * 11, 100 + s))
+    let engine = Arc::new(
+        demo_engine(EngineConfig {
+            ctx: 4096,
+            sessions: 8,
+            threads: 2,
+            ..Default::default()
+        })
+        .unwrap(),
+    );
+    let prompts: Vec<Vec<u32>> = (0..dsv4_quant::INVARIANT_ROWS)
+        .map(|s| prompt(30 + s * 11, 100 + s as u32))
         .collect();
     let solo: Vec<Vec<u32>> = prompts
         .iter()
-        .map(|p| run(greedy(p.clone(), 10)).tokens)
+        .map(|p| run_on(&engine, greedy(p.clone(), 10)).tokens)
         .collect();
     let handles: Vec<_> = prompts
         .iter()
         .map(|p| {
-            std::thread::spawn({
-                let p = p.clone();
-                move || run(greedy(p, 10)).tokens
-            })
+            let (p, engine) = (p.clone(), Arc::clone(&engine));
+            std::thread::spawn(move || run_on(&engine, greedy(p, 10)).tokens)
         })
         .collect();
     let together: Vec<Vec<u32>> = handles.into_iter().map(|h| h.join().unwrap()).collect();

@@ -75,22 +75,26 @@ fn cpu_time() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
-/// Best time of `REPS` runs of `f`, in seconds (CPU time, or wall time if
-/// the CPU clock is unavailable).
+/// Best time of at least `REPS` runs of `f` (more, up to 200, until 0.2 s
+/// have been spent: the shared machine's noise only ever adds time), in
+/// seconds (CPU time, or wall time if the CPU clock is unavailable).
 fn best(mut f: impl FnMut()) -> f64 {
     f();
-    (0..REPS)
-        .map(|_| {
-            let (c0, w0) = (cpu_time(), Instant::now());
-            f();
-            let c = cpu_time() - c0;
-            if c.is_finite() {
-                c
-            } else {
-                w0.elapsed().as_secs_f64()
-            }
-        })
-        .fold(f64::MAX, f64::min)
+    let (mut best, mut spent, mut reps) = (f64::MAX, 0.0, 0);
+    while reps < REPS || (spent < 0.2 && reps < 200) {
+        let (c0, w0) = (cpu_time(), Instant::now());
+        f();
+        let c = cpu_time() - c0;
+        let t = if c.is_finite() {
+            c
+        } else {
+            w0.elapsed().as_secs_f64()
+        };
+        best = best.min(t);
+        spent += t;
+        reps += 1;
+    }
+    best
 }
 
 /// Seconds per call of the matmul of `w` (whole rows of `ty`) with `n` rows.
@@ -104,12 +108,11 @@ fn matmul_secs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
     kern.quantize_act(act_type_for(ty).unwrap(), &x, n, K, &mut act)
         .unwrap();
     let mut y = vec![0.0f32; n * rows];
-    let t = best(|| {
+    best(|| {
         let mut out = OutCols::new(&mut y, n, rows).unwrap();
         kern.matmul(ty, w, K, 0..rows, &act, &mut out).unwrap();
         black_box(&y);
-    });
-    t
+    })
 }
 
 /// GB/s of weights.
@@ -125,7 +128,10 @@ fn matmul_gmacs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let filter = args.first().cloned();
     let only_ty = args.get(1).cloned();
     let (big, small, expert) = (64usize << 20, 4usize << 20, 1usize << 20);
@@ -140,9 +146,13 @@ fn main() {
         let types: Vec<GgmlType> = WEIGHT_TYPES
             .iter()
             .copied()
-            .filter(|t| only_ty.as_ref().is_none_or(|o| t.name().eq_ignore_ascii_case(o)))
+            .filter(|t| {
+                only_ty
+                    .as_ref()
+                    .is_none_or(|o| t.name().eq_ignore_ascii_case(o))
+            })
             .collect();
-        println!("\n### {name}: GB/s of weights (k = {K}, best of {REPS}, thread CPU time)\n");
+        println!("\n### {name}: GB/s of weights (k = {K}, best of ≥ {REPS}, thread CPU time)\n");
         println!("| type | dequant | n1 D | n4 D | n1 | n2 | n4 | n8 | n16 |");
         println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut prefill = Vec::new();
@@ -159,10 +169,7 @@ fn main() {
             let deq = w.len() as f64 / t / 1e9;
             let small_w = &w[..small / row_bytes * row_bytes];
             let expert_w = &w[..expert / row_bytes * row_bytes];
-            let mut cols = vec![
-                matmul_gbps(&kern, ty, &w, 1),
-                matmul_gbps(&kern, ty, &w, 4),
-            ];
+            let mut cols = vec![matmul_gbps(&kern, ty, &w, 1), matmul_gbps(&kern, ty, &w, 4)];
             for n in [1, 2, 4, 8, 16] {
                 cols.push(matmul_gbps(&kern, ty, small_w, n));
             }
@@ -181,7 +188,13 @@ fn main() {
         println!("| type | n32 (1 MiB) | n64 | n256 |");
         println!("|---|---:|---:|---:|");
         for (ty, g) in prefill {
-            println!("| {} | {:.1} | {:.1} | {:.1} |", ty.name(), g[0], g[1], g[2]);
+            println!(
+                "| {} | {:.1} | {:.1} | {:.1} |",
+                ty.name(),
+                g[0],
+                g[1],
+                g[2]
+            );
         }
     }
 }

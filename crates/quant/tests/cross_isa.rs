@@ -23,7 +23,9 @@
 use std::ops::Range;
 
 use dsv4_gguf::GgmlType;
-use dsv4_quant::{ActBuf, ActType, Isa, Kernels, OutCols, WEIGHT_TYPES, act_type_for};
+use dsv4_quant::{
+    ActBuf, ActType, INVARIANT_ROWS, Isa, Kernels, OutCols, WEIGHT_TYPES, act_type_for,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -574,6 +576,49 @@ fn long_batches_are_chunked_consistently() {
                 &(0..rows),
                 k,
             );
+        }
+    }
+}
+
+/// Batch invariance ([`INVARIANT_ROWS`]): on every kernel table, each row of
+/// a matmul with up to `INVARIANT_ROWS` activation rows has exactly the bits
+/// of the same row multiplied alone, for the quantized and the f32 entry
+/// points. This is what makes batched decode of a few sessions produce the
+/// same tokens as each session alone.
+#[test]
+fn small_batches_give_each_row_the_bits_of_a_single_row_call() {
+    let mut rng = StdRng::seed_from_u64(0x5EED_0005);
+    let rows = 9usize;
+    for &ty in &WEIGHT_TYPES {
+        let k = match ty.block_elems() {
+            1 => 1001,
+            32 => 7 * 32,
+            _ => 3 * 256,
+        };
+        let w = make_weights(ty, rows, k, WFill::Random, &mut rng);
+        let act_ty = act_type_for(ty).expect("pairing");
+        for n in 2..=INVARIANT_ROWS {
+            let x = make_x(n, k, XFill::Normal, &mut rng);
+            for kern in Kernels::all_variants() {
+                let what = format!("{ty} n={n} on {}", kern.describe());
+                let mut act = ActBuf::new();
+                kern.quantize_act(act_ty, &x, n, k, &mut act)
+                    .expect("quantize");
+                let batch = run_matmul(&kern, ty, &w, k, 0..rows, &act);
+                let batch_f32 = run_matmul_f32(&kern, ty, &w, k, 0..rows, &x, n);
+                for t in 0..n {
+                    let xt = &x[t * k..(t + 1) * k];
+                    let mut one = ActBuf::new();
+                    kern.quantize_act(act_ty, xt, 1, k, &mut one)
+                        .expect("quantize");
+                    let single = run_matmul(&kern, ty, &w, k, 0..rows, &one);
+                    let got = &batch[t * rows..(t + 1) * rows];
+                    assert_bits(&format!("{what} row {t}"), got, &single);
+                    let single = run_matmul_f32(&kern, ty, &w, k, 0..rows, xt, 1);
+                    let got = &batch_f32[t * rows..(t + 1) * rows];
+                    assert_bits(&format!("{what} row {t} (f32)"), got, &single);
+                }
+            }
         }
     }
 }

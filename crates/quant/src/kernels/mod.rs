@@ -53,6 +53,8 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod panel;
 mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod unpack;
@@ -147,6 +149,15 @@ fn arm_has_neon() -> bool {
 fn arm_has_neon() -> bool {
     false
 }
+
+/// Batch invariance: a matmul with at most this many activation rows gives
+/// every row exactly the bits a one-row call would (the same kernel and the
+/// same order of floating-point operations per row), on every kernel table.
+/// Batched decode of up to this many sessions therefore produces the same
+/// tokens as each session alone; larger batches (prefill chunks, more
+/// sessions) take the faster tokens-in-lanes kernels, whose results may
+/// differ from the row kernels in the last bits.
+pub const INVARIANT_ROWS: usize = 4;
 
 /// A validated matmul over `nrows` weight rows (`w` holds exactly those rows).
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,8 @@
 //! both halves); Q6_K `u = q` (0..63), `off = 32`, `sc` the signed scale;
 //! IQ2_XXS `u = ±grid + 43`, `sc = 2s + 1`, `d = d_w / 8`.
 //!
-//! `sc` is stored pre-broadcast for the `madd` step: the 16 i16 lanes of chunk
+//! `sc32` holds the 16 scales once each (for the tokens-in-lanes kernels);
+//! `sc` stores them pre-broadcast for the `madd` step: the 16 i16 lanes of chunk
 //! `c` (elements `32c .. 32c + 31`) hold `sc_{2c}` eight times then
 //! `sc_{2c+1}` eight times, matching the lanes of `maddubs` output; 32
 //! consecutive lanes serve a 64-element AVX-512 chunk the same way.
@@ -43,6 +44,9 @@ pub(crate) struct SbUnpacked {
     pub u: [u8; QK_K],
     /// Pre-broadcast sub-block scales, 16 lanes per 32-element chunk.
     pub sc: [i16; 128],
+    /// The sub-block scales once each, as i32 (the tokens-in-lanes kernels
+    /// broadcast them).
+    pub sc32: [i32; 16],
     /// `off · sc_i` per 16-element sub-block.
     pub bias: [i16; 16],
     /// Min multiplier per 16-element sub-block (zero for types without mins).
@@ -66,6 +70,9 @@ impl SbUnpacked {
     #[inline]
     #[cfg(any(test, target_arch = "aarch64"))]
     pub(crate) fn set_scales(&mut self, s16: &[i16; 16]) {
+        for (d, &v) in self.sc32.iter_mut().zip(s16) {
+            *d = i32::from(v);
+        }
         for c in 0..8 {
             self.sc[16 * c..16 * c + 8].fill(s16[2 * c]);
             self.sc[16 * c + 8..16 * c + 16].fill(s16[2 * c + 1]);

@@ -89,35 +89,9 @@ pub(crate) unsafe fn row_tile<L: FLoad, const T: usize>(
 ) -> [f32; T] {
     let mut acc = [[_mm256_setzero_ps(); T]; 2];
     let mut i = 0;
-    if T == 1 {
-        let mut acc2 = [_mm256_setzero_ps(); 2];
-        while i + 32 <= k {
-            // SAFETY: elements `i .. i + 32` are in bounds for the row and x.
-            unsafe {
-                let x = xs[0].add(i);
-                let w = row.add(i * L::ELEM);
-                acc[0][0] = _mm256_fmadd_ps(L::load8(w), _mm256_loadu_ps(x), acc[0][0]);
-                acc[1][0] = _mm256_fmadd_ps(
-                    L::load8(w.add(8 * L::ELEM)),
-                    _mm256_loadu_ps(x.add(8)),
-                    acc[1][0],
-                );
-                acc2[0] = _mm256_fmadd_ps(
-                    L::load8(w.add(16 * L::ELEM)),
-                    _mm256_loadu_ps(x.add(16)),
-                    acc2[0],
-                );
-                acc2[1] = _mm256_fmadd_ps(
-                    L::load8(w.add(24 * L::ELEM)),
-                    _mm256_loadu_ps(x.add(24)),
-                    acc2[1],
-                );
-            }
-            i += 32;
-        }
-        acc[0][0] = _mm256_add_ps(acc[0][0], acc2[0]);
-        acc[1][0] = _mm256_add_ps(acc[1][0], acc2[1]);
-    }
+    // Every token sums in the same order whatever `T` is (two accumulators
+    // over alternating 8-element chunks, then the tail), so a row of a batch
+    // gets the bits of a one-token call (`INVARIANT_ROWS`).
     while i + 16 <= k {
         // SAFETY: elements `i .. i + 16` are in bounds.
         unsafe {

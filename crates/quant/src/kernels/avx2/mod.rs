@@ -10,20 +10,20 @@
 //! Every function here is `#[target_feature(enable = "avx2,fma,f16c")]`; the
 //! kernel table only stores them after checking those features.
 
-use std::arch::x86_64::_mm_prefetch;
-
 use crate::blocks::{
     Bf16Elem, BlockIq2Xxs, BlockMxfp4, BlockQ2K, BlockQ4_0, BlockQ4K, BlockQ6K, BlockQ8_0, F16Elem,
     F32Elem, QK_K, QuantBlock,
 };
 use crate::kernels::unpack::SbUnpacked;
-use crate::kernels::{CommonFns, DequantFn, FloatJob, MatmulFn, MatmulJob};
+use crate::kernels::{CommonFns, DequantFn, FloatJob, INVARIANT_ROWS, MatmulFn, MatmulJob};
 use crate::out::OutCols;
 
 pub(crate) mod float;
 pub(crate) mod q8_0fam;
 pub(crate) mod q8k;
 pub(crate) mod q8k_fused;
+pub(crate) mod tl;
+pub(crate) mod tlk;
 
 use float::{FLoad, LBf16, LF16, LF32};
 use q8_0fam::{Dec32, DecMxfp4, DecQ4_0, DecQ8_0};
@@ -151,21 +151,24 @@ macro_rules! for_token_tiles8 {
 }
 pub(crate) use for_token_tiles8;
 
-/// Hints the next row into the cache while the current one is computed.
-#[inline]
+/// Q8_0-family matmul entry: row at a time for up to [`INVARIANT_ROWS`]
+/// tokens (so every token gets the bits of a one-token call), tokens in
+/// lanes ([`tl`]) for larger batches.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn prefetch_row(p: *const u8, bytes: usize) {
-    let mut off = 0;
-    while off < bytes.min(4096) {
-        // SAFETY: prefetches never fault; the address is inside the weights.
-        unsafe { _mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.add(off).cast()) };
-        off += 64;
+pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if job.act.n() <= INVARIANT_ROWS {
+            matmul_q8_0_rows::<D>(job, out);
+        } else {
+            tl::matmul_q8_0::<D>(job, out);
+        }
     }
 }
 
-/// Q8_0-family matmul.
+/// Q8_0-family matmul, one weight row at a time against token tiles.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+pub(crate) unsafe fn matmul_q8_0_rows<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
     let n = job.act.n();
     let (qs, stride, dplane, _) = job.act.planes();
     let nb = job.k / 32;
@@ -209,83 +212,31 @@ pub(crate) unsafe fn dequant_q8_0<D: Dec32>(src: &[u8], dst: &mut [f32]) {
     unsafe { q8_0fam::dequant::<D>(src.as_ptr(), nb, dst.as_mut_ptr()) }
 }
 
-/// Up to this many tokens the fused kernels decode each chunk once per token
-/// tile; beyond it, rows are unpacked once and shared by all tiles.
-const FUSED_MAX: usize = TILE;
-
-/// Rows unpacked together before the token loop (when there is more than one
-/// token tile): their scratch stays in L2 while every tile streams over it.
-const ROW_GROUP: usize = 4;
-
-/// Q8_K-family matmul: unpack a group of rows, then run all token tiles.
+/// Q8_K-family matmul: the fused row-at-a-time kernels for up to
+/// [`INVARIANT_ROWS`] tokens (every token gets the bits of a one-token call),
+/// tokens in lanes ([`tlk`]) for larger batches.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
     let n = job.act.n();
+    if n > INVARIANT_ROWS {
+        // SAFETY: forwarded contract.
+        unsafe { tlk::matmul_q8k::<U>(job, out) };
+        return;
+    }
     let nsb = job.k / QK_K;
     let toks = q8k_tokens(job);
     let base = job.w.as_ptr();
-    if n <= FUSED_MAX {
-        for r in 0..job.nrows {
-            // SAFETY: row `r` lies inside the validated weights.
-            let row = unsafe { base.add(r * job.row_bytes) };
-            for_token_tiles!(n, |t0, T| {
-                let tk: [Q8KTok; T] = std::array::from_fn(|i| toks[t0 + i]);
-                // SAFETY: `nsb` super-blocks per row and per token.
-                let res = unsafe { U::fused::<T>(row, nsb, &tk) };
-                for (j, v) in res.into_iter().enumerate() {
-                    out.row_mut(t0 + j)[r] = v;
-                }
-            });
-        }
-        return;
-    }
-    let group = ROW_GROUP;
-    let mut scratch = vec![bytemuck::Zeroable::zeroed(); group * nsb];
-    let mut r0 = 0;
-    while r0 < job.nrows {
-        let g = group.min(job.nrows - r0);
-        for i in 0..g {
-            // SAFETY: row `r0 + i` lies inside the validated weights and holds
-            // `nsb` super-blocks of `U::BYTES`.
-            unsafe {
-                let row = base.add((r0 + i) * job.row_bytes);
-                if r0 + i + 1 < job.nrows {
-                    prefetch_row(row.add(job.row_bytes), job.row_bytes);
-                }
-                unpack_row::<U>(row, &mut scratch[i * nsb..(i + 1) * nsb]);
-            }
-        }
+    for r in 0..job.nrows {
+        // SAFETY: row `r` lies inside the validated weights.
+        let row = unsafe { base.add(r * job.row_bytes) };
         for_token_tiles!(n, |t0, T| {
             let tk: [Q8KTok; T] = std::array::from_fn(|i| toks[t0 + i]);
-            for i in 0..g {
-                let sbs = &scratch[i * nsb..(i + 1) * nsb];
-                // SAFETY: every token has `nsb` super-blocks of activations.
-                let res = unsafe { dot_tile::<U, T>(sbs, &tk) };
-                for (j, v) in res.into_iter().enumerate() {
-                    out.row_mut(t0 + j)[r0 + i] = v;
-                }
+            // SAFETY: `nsb` super-blocks per row and per token.
+            let res = unsafe { U::fused::<T>(row, nsb, &tk) };
+            for (j, v) in res.into_iter().enumerate() {
+                out.row_mut(t0 + j)[r] = v;
             }
         });
-        r0 += g;
-    }
-}
-
-/// [`q8k::dot_tile`] with the type's min/bias flags (a `match` on constants,
-/// folded away after monomorphization).
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_tile<U: Avx2Unpack, const T: usize>(
-    sbs: &[SbUnpacked],
-    tk: &[Q8KTok; T],
-) -> [f32; T] {
-    // SAFETY: forwarded contract.
-    unsafe {
-        match (U::MIN, U::BIAS) {
-            (true, true) => q8k::dot_tile::<T, true, true>(sbs, tk),
-            (true, false) => q8k::dot_tile::<T, true, false>(sbs, tk),
-            (false, true) => q8k::dot_tile::<T, false, true>(sbs, tk),
-            (false, false) => q8k::dot_tile::<T, false, false>(sbs, tk),
-        }
     }
 }
 
@@ -336,7 +287,9 @@ pub(crate) unsafe fn dequant_q8k<U: Avx2Unpack>(src: &[u8], dst: &mut [f32]) {
 pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCols<'_>) {
     let base = job.w.as_ptr();
     let mut r = 0;
-    if job.n > 1 {
+    // Pairs of rows share activation loads, but sum in another order than
+    // the one-row kernel: only batches past `INVARIANT_ROWS` use them.
+    if job.n > INVARIANT_ROWS {
         while r + 2 <= job.nrows {
             // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
             let rows = unsafe {

@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 use crate::kernels::unpack::SbUnpacked;
 use crate::tables::IQ2XXS_GRID;
 
-use super::q8_0fam::{f16_at, hsum_ps};
+use super::q8_0fam::f16_at;
 
 /// `pshufb` controls that spread byte `2c` over the low 128-bit lane and byte
 /// `2c + 1` over the high lane (for pre-broadcasting 16 sub-block scales).
@@ -65,6 +65,8 @@ pub(crate) trait Avx2Unpack {
     const MIN: bool;
     /// Whether the type has a code offset.
     const BIAS: bool;
+    /// Whether each scale covers 32 elements (two sub-blocks of 16).
+    const SCALE32: bool = false;
     /// Unpacks the super-block at `p` into `out`.
     unsafe fn unpack(p: *const u8, out: &mut SbUnpacked);
     /// Fused row × `T` tokens kernel (see [`super::q8k_fused`]).
@@ -87,6 +89,18 @@ fn put_i16(dst: &mut [i16], at: usize, v: __m256i) {
     let d = &mut dst[at..at + 16];
     // SAFETY: `d` is 16 writable i16.
     unsafe { _mm256_storeu_si256(d.as_mut_ptr().cast(), v) }
+}
+
+/// Stores the 16 sub-block scales as i32 (`lo`: sub-blocks 0..8, `hi`: 8..16).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn put_sc32(out: &mut SbUnpacked, lo: __m256i, hi: __m256i) {
+    let d = &mut out.sc32;
+    // SAFETY: `sc32` is 16 writable i32.
+    unsafe {
+        _mm256_storeu_si256(d.as_mut_ptr().cast(), lo);
+        _mm256_storeu_si256(d.as_mut_ptr().add(8).cast(), hi);
+    }
 }
 
 /// Pre-broadcast scales from 16 scale bytes (`signed`: sign-extend them).
@@ -208,7 +222,13 @@ impl Avx2Unpack for UnQ2K {
             )
         };
         let m4 = _mm_set1_epi8(0x0F);
-        put_pair_scales(out, _mm_and_si128(sc, m4), false);
+        let sc_lo = _mm_and_si128(sc, m4);
+        put_pair_scales(out, sc_lo, false);
+        put_sc32(
+            out,
+            _mm256_cvtepu8_epi32(sc_lo),
+            _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(sc_lo)),
+        );
         let mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(sc), m4));
         put_i16(&mut out.mins, 0, mins);
         out.d = d;
@@ -227,6 +247,7 @@ impl Avx2Unpack for UnQ4K {
     const BYTES: usize = 144;
     const MIN: bool = true;
     const BIAS: bool = false;
+    const SCALE32: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unpack(p: *const u8, out: &mut SbUnpacked) {
@@ -260,6 +281,13 @@ impl Avx2Unpack for UnQ4K {
         let scales = [s0 & K1, (s2 & K2) | (((s0 >> 6) & K3) << 4)];
         let mins = [s1 & K1, ((s2 >> 4) & K2) | (((s1 >> 6) & K3) << 4)];
         let sc8 = _mm_set_epi32(0, 0, scales[1] as i32, scales[0] as i32);
+        // Sub-block `i` has the scale of 32-element chunk `i / 2`.
+        let sc16 = _mm_unpacklo_epi8(sc8, sc8);
+        put_sc32(
+            out,
+            _mm256_cvtepu8_epi32(sc16),
+            _mm256_cvtepu8_epi32(_mm_srli_si128::<8>(sc16)),
+        );
         let b = _mm256_broadcastsi128_si256(sc8);
         for c in 0..8 {
             // SAFETY: `SAME_CTRL[c]` is 32 readable bytes.
@@ -328,6 +356,11 @@ impl Avx2Unpack for UnQ6K {
         // SAFETY: scales are bytes 192..208, the f16 factor 208..210.
         let (sc, d) = unsafe { (_mm_loadu_si128(p.add(192).cast()), f16_at(p.add(208))) };
         put_pair_scales(out, sc, true);
+        put_sc32(
+            out,
+            _mm256_cvtepi8_epi32(sc),
+            _mm256_cvtepi8_epi32(_mm_srli_si128::<8>(sc)),
+        );
         put_i16(
             &mut out.bias,
             0,
@@ -349,6 +382,7 @@ impl Avx2Unpack for UnIq2Xxs {
     const BYTES: usize = 66;
     const MIN: bool = false;
     const BIAS: bool = true;
+    const SCALE32: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unpack(p: *const u8, out: &mut SbUnpacked) {
@@ -368,6 +402,8 @@ impl Avx2Unpack for UnIq2Xxs {
             put_u(out, 32 * g, _mm256_add_epi8(w, off));
             let ls = 2 * (b >> 28) as i16 + 1;
             put_i16(&mut out.sc, 16 * g, _mm256_set1_epi16(ls));
+            out.sc32[2 * g] = i32::from(ls);
+            out.sc32[2 * g + 1] = i32::from(ls);
             out.bias[2 * g] = 43 * ls;
             out.bias[2 * g + 1] = 43 * ls;
         }
@@ -385,63 +421,6 @@ pub(crate) struct Q8KTok {
     pub qs: *const i8,
     pub d: *const f32,
     pub bs: *const i16,
-}
-
-/// Dot products of the unpacked super-blocks `sbs` (one weight row) with `T`
-/// activation rows.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn dot_tile<const T: usize, const MIN: bool, const BIAS: bool>(
-    sbs: &[SbUnpacked],
-    toks: &[Q8KTok; T],
-) -> [f32; T] {
-    let mut acc = [_mm256_setzero_ps(); T];
-    for (sb, s) in sbs.iter().enumerate() {
-        let mut isum = [_mm256_setzero_si256(); T];
-        for c in 0..8 {
-            // SAFETY: `s.u` and `s.sc` hold 8 chunks of 32 bytes; every token
-            // has 256 codes per super-block.
-            unsafe {
-                let u = _mm256_load_si256(s.u.as_ptr().add(32 * c).cast());
-                let scv = _mm256_load_si256(s.sc.as_ptr().add(16 * c).cast());
-                for t in 0..T {
-                    let a = _mm256_loadu_si256(toks[t].qs.add(256 * sb + 32 * c).cast());
-                    let pr = _mm256_maddubs_epi16(u, a);
-                    isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(pr, scv));
-                }
-            }
-        }
-        for t in 0..T {
-            // SAFETY: every token has 16 sums and one scale per super-block.
-            let (bs, da) = unsafe {
-                (
-                    _mm256_loadu_si256(toks[t].bs.add(16 * sb).cast()),
-                    *toks[t].d.add(sb),
-                )
-            };
-            if BIAS {
-                // SAFETY: `bias` is 16 i16.
-                let bias = unsafe { _mm256_loadu_si256(s.bias.as_ptr().cast()) };
-                isum[t] = _mm256_sub_epi32(isum[t], _mm256_madd_epi16(bs, bias));
-            }
-            acc[t] = _mm256_fmadd_ps(
-                _mm256_cvtepi32_ps(isum[t]),
-                _mm256_set1_ps(s.d * da),
-                acc[t],
-            );
-            if MIN {
-                // SAFETY: `mins` is 16 i16.
-                let mins = unsafe { _mm256_loadu_si256(s.mins.as_ptr().cast()) };
-                let imin = _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins));
-                acc[t] = _mm256_fnmadd_ps(imin, _mm256_set1_ps(s.dmin * da), acc[t]);
-            }
-        }
-    }
-    let mut out = [0.0f32; T];
-    for t in 0..T {
-        out[t] = hsum_ps(acc[t]);
-    }
-    out
 }
 
 /// Dequantizes an unpacked super-block into 256 floats at `dst`, bit-identical
@@ -501,6 +480,7 @@ mod tests {
             // Scales are compared by value so NaN scale bits (random f16) pass.
             assert_eq!(got.u, want.u, "{:?} codes", B::TYPE);
             assert_eq!(got.sc, want.sc, "{:?} scales", B::TYPE);
+            assert_eq!(got.sc32, want.sc32, "{:?} i32 scales", B::TYPE);
             assert_eq!(got.bias, want.bias, "{:?} bias", B::TYPE);
             assert_eq!(got.mins, want.mins, "{:?} mins", B::TYPE);
             assert_eq!(got.off, want.off);

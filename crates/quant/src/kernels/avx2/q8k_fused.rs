@@ -16,8 +16,8 @@
 use std::arch::x86_64::*;
 
 use super::q8_0fam::{f16_at, hsum_ps};
-use super::q8k::{PAIR_CTRL, Q8KTok, iq2_signs};
-use crate::tables::{IQ2XXS_GRID, KSIGNS64};
+use super::q8k::{PAIR_CTRL, Q8KTok};
+use crate::tables::IQ2XXS_GRID;
 
 /// `pshufb` controls putting byte `2c` (zero-extended to i16) in every lane of
 /// the low 128 bits and byte `2c + 1` in the high 128 bits.
@@ -308,7 +308,79 @@ pub(crate) unsafe fn tile_q6k<const T: usize>(
     reduce(&acc)
 }
 
+/// The eight `b` words of an IQ2_XXS super-block's groups (bytes `2 + 8g +
+/// 4 .. 2 + 8g + 8`), from its 64 code bytes loaded as two halves.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn iq2_b_words(q0: __m256i, q1: __m256i) -> __m256i {
+    // Odd dwords of each 128-bit lane: [q0 b0 b1 | q1 b2 b3 | q0 b2' ...];
+    // `vshufps` keeps lanes, so restore group order with a qword permute.
+    let odd = _mm256_castps_si256(_mm256_shuffle_ps::<0xDD>(
+        _mm256_castsi256_ps(q0),
+        _mm256_castsi256_ps(q1),
+    ));
+    _mm256_permute4x64_epi64::<0xD8>(odd)
+}
+
+/// The 32 sign bytes of a super-block: byte `4g + l` holds the signs of
+/// elements `32g + 8l .. 32g + 8l + 7` (bit `j` set: negative), i.e. the
+/// seven stored bits `7l .. 7l + 6` of `b_g` plus their parity as bit 7
+/// (`ksigns_iq2xs`), computed for all eight groups at once.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn iq2_sign_bytes(bw: __m256i) -> __m256i {
+    let m7 = _mm256_set1_epi32(0x7F);
+    // Spread the four 7-bit fields of each word to its four bytes.
+    let f0 = _mm256_and_si256(bw, m7);
+    let f1 = _mm256_and_si256(_mm256_slli_epi32::<1>(bw), _mm256_set1_epi32(0x7F00));
+    let f2 = _mm256_and_si256(_mm256_slli_epi32::<2>(bw), _mm256_set1_epi32(0x7F_0000));
+    let f3 = _mm256_and_si256(_mm256_slli_epi32::<3>(bw), _mm256_set1_epi32(0x7F00_0000));
+    let s = _mm256_or_si256(_mm256_or_si256(f0, f1), _mm256_or_si256(f2, f3));
+    // Parity of each byte lands in its bit 0 (the shifts only pull in bits
+    // of the same byte at the positions that reach bit 0).
+    let t = _mm256_xor_si256(s, _mm256_srli_epi32::<4>(s));
+    let t = _mm256_xor_si256(t, _mm256_srli_epi32::<2>(t));
+    let t = _mm256_xor_si256(t, _mm256_srli_epi32::<1>(t));
+    let parity = _mm256_and_si256(t, _mm256_set1_epi32(0x0101_0101));
+    _mm256_or_si256(s, _mm256_slli_epi32::<7>(parity))
+}
+
+/// `pshufb` control spreading the four bytes of a broadcast dword over eight
+/// lanes each, and the bit each lane then tests.
+static SPREAD4: [u8; 32] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3,
+];
+
+/// Grid magnitudes of one IQ2_XXS group: the entries of the four index
+/// bytes at `idx` (4 readable bytes), one per 64-bit lane.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn iq2_grid4(idx: *const u8) -> __m256i {
+    let g = IQ2XXS_GRID.as_ptr();
+    // SAFETY: four readable index bytes (caller contract); every index is
+    // below 256, the table's length. Broadcast loads and dword blends keep
+    // this off the shuffle ports.
+    unsafe {
+        let e0 = _mm256_castsi128_si256(_mm_loadl_epi64(g.add(usize::from(*idx)).cast()));
+        let e1 = _mm256_set1_epi64x(*g.add(usize::from(*idx.add(1))) as i64);
+        let e2 = _mm256_set1_epi64x(*g.add(usize::from(*idx.add(2))) as i64);
+        let e3 = _mm256_set1_epi64x(*g.add(usize::from(*idx.add(3))) as i64);
+        _mm256_blend_epi32::<0xF0>(
+            _mm256_blend_epi32::<0x0C>(e0, e1),
+            _mm256_blend_epi32::<0xC0>(e2, e3),
+        )
+    }
+}
+
 /// IQ2_XXS row × `T` tokens.
+///
+/// Per super-block the sign bytes and group scales of all eight groups are
+/// computed at once ([`iq2_sign_bytes`]); per group the four grid entries
+/// are assembled with broadcast loads and blends, the group's sign bytes are
+/// spread to 0x00/0xFF lane masks, and every token's activations are signed
+/// (`sign_epi8`) and multiplied with the unsigned magnitudes (`maddubs`),
+/// weighted by `2s + 1` (`madd`). Two accumulators per token break the
+/// dependency chains.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn tile_iq2xxs<const T: usize>(
     row: *const u8,
@@ -316,43 +388,63 @@ pub(crate) unsafe fn tile_iq2xxs<const T: usize>(
     toks: &[Q8KTok; T],
 ) -> [f32; T] {
     let one = _mm256_set1_epi8(1);
+    // SAFETY: `SPREAD4` is 32 readable bytes.
+    let spread = unsafe { _mm256_loadu_si256(SPREAD4.as_ptr().cast()) };
+    let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
     let mut acc = [_mm256_setzero_ps(); T];
     for sb in 0..nsb {
         // SAFETY: super-block `sb` is 66 readable bytes.
-        let (p, d) = unsafe {
+        let (p, d, q0, q1) = unsafe {
             let p = row.add(66 * sb);
-            (p, f16_at(p))
+            (
+                p,
+                f16_at(p),
+                _mm256_loadu_si256(p.add(2).cast()),
+                _mm256_loadu_si256(p.add(34).cast()),
+            )
         };
-        let mut isum = [_mm256_setzero_si256(); T];
-        for g in 0..8 {
-            // SAFETY: group `g` is bytes 2 + 8g .. 10 + 8g.
-            let (a, b) = unsafe {
-                let q = p.add(2 + 8 * g).cast::<u32>();
-                (q.read_unaligned(), q.add(1).read_unaligned())
-            };
-            let gi = |l: u32| IQ2XXS_GRID[((a >> (8 * l)) & 0xFF) as usize] as i64;
-            let mag = _mm256_set_epi64x(gi(3), gi(2), gi(1), gi(0));
-            // Computing the signs is cheaper at n = 1; with several tokens
-            // live in registers the table lookups measured faster.
-            let neg = if T == 1 {
-                iq2_signs(b)
-            } else {
-                let si = |l: u32| KSIGNS64[((b >> (7 * l)) & 127) as usize] as i64;
-                _mm256_set_epi64x(si(3), si(2), si(1), si(0))
-            };
-            // 0xFF | 1 = −1 and 0x00 | 1 = +1 per byte.
-            let sgn = _mm256_or_si256(neg, one);
-            let ls = _mm256_set1_epi16(2 * (b >> 28) as i16 + 1);
-            for t in 0..T {
-                // SAFETY: chunk `g` of super-block `sb` is in bounds.
-                let av = unsafe { _mm256_loadu_si256(toks[t].qs.add(256 * sb + 32 * g).cast()) };
-                let pr = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(av, sgn));
-                isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(pr, ls));
-            }
+        let bw = iq2_b_words(q0, q1);
+        let signs = iq2_sign_bytes(bw);
+        // 2s + 1 in both halves of each dword (the `madd` weights).
+        let ls = _mm256_or_si256(
+            _mm256_slli_epi32::<1>(_mm256_srli_epi32::<28>(bw)),
+            _mm256_set1_epi32(1),
+        );
+        let ls = _mm256_or_si256(ls, _mm256_slli_epi32::<16>(ls));
+        let mut isum = [[_mm256_setzero_si256(); 2]; T];
+        // The eight groups written out (fixed accumulator indices; a loop
+        // with a variable index keeps the sums in memory).
+        macro_rules! group {
+            ($g:expr, $h:expr) => {{
+                // SAFETY: group `$g`'s index bytes are `p + 2 + 8g .. + 4`.
+                let mag = unsafe { iq2_grid4(p.add(2 + 8 * $g)) };
+                let sel = _mm256_set1_epi32($g);
+                let sg = _mm256_permutevar8x32_epi32(signs, sel);
+                let spread_g = _mm256_and_si256(_mm256_shuffle_epi8(sg, spread), bits);
+                // ±1 per byte: 0xFF | 1 = −1, 0x00 | 1 = +1.
+                let sgn = _mm256_or_si256(_mm256_cmpeq_epi8(spread_g, bits), one);
+                let lsg = _mm256_permutevar8x32_epi32(ls, sel);
+                for t in 0..T {
+                    // SAFETY: chunk `$g` of super-block `sb` is in bounds.
+                    let av =
+                        unsafe { _mm256_loadu_si256(toks[t].qs.add(256 * sb + 32 * $g).cast()) };
+                    let pr = _mm256_maddubs_epi16(mag, _mm256_sign_epi8(av, sgn));
+                    isum[t][$h] = _mm256_add_epi32(isum[t][$h], _mm256_madd_epi16(pr, lsg));
+                }
+            }};
         }
+        group!(0, 0);
+        group!(1, 1);
+        group!(2, 0);
+        group!(3, 1);
+        group!(4, 0);
+        group!(5, 1);
+        group!(6, 0);
+        group!(7, 1);
+        let sums: [__m256i; T] = std::array::from_fn(|t| _mm256_add_epi32(isum[t][0], isum[t][1]));
         let zero = _mm256_setzero_si256();
         // SAFETY: super-block `sb` of every token is in bounds.
-        unsafe { finish::<T, false, false>(&mut acc, &isum, toks, sb, d * 0.125, 0.0, zero, zero) };
+        unsafe { finish::<T, false, false>(&mut acc, &sums, toks, sb, d * 0.125, 0.0, zero, zero) };
     }
     reduce(&acc)
 }

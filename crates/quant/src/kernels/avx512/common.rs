@@ -1,6 +1,5 @@
 //! AVX-512 (F/BW/VL) pieces shared by the plain-BW and the VNNI kernel sets:
-//! token panels for the Q8_0 family, float-weight kernels and the f32
-//! helpers.
+//! float-weight kernels and the f32 helpers.
 //!
 //! Safety contract of every `unsafe fn` here: the CPU supports AVX-512 F, BW
 //! and VL plus AVX2, FMA and F16C (guaranteed by the kernel table), and the
@@ -8,116 +7,10 @@
 
 use std::arch::x86_64::*;
 
-use crate::act::Line;
 use crate::kernels::avx2::float::FLoad;
 use crate::kernels::avx2::{for_token_tiles, for_token_tiles8};
-use crate::kernels::{FloatJob, MatmulJob};
+use crate::kernels::{FloatJob, INVARIANT_ROWS, MatmulJob};
 use crate::out::OutCols;
-
-/// Activations of a Q8_0-family job rearranged for 64-byte (two-block) steps.
-///
-/// Per token and block pair `p` (blocks `2p`, `2p + 1`), the 64 codes are
-/// interleaved in 4-byte groups (`b0[0..4], b1[0..4], b0[4..8], b1[4..8], …`),
-/// matching [`interleave_pair`] on the weights, so that the 16 i32 lanes of
-/// `dpbusd`/`madd` alternate between the two blocks; the two scales are then
-/// stored as one 8-byte pair that a single `vbroadcastsd` spreads over the
-/// lanes in the same alternating order. Codes are optionally stored with the
-/// sign bit flipped (`a + 128` as unsigned bytes, for `dpbusd`). An odd last
-/// block sits alone, not interleaved, in the first 32 bytes of its pair.
-pub(crate) struct Q8Panel {
-    codes: Vec<Line>,
-    scales: Vec<f32>,
-    /// Bytes per token in `codes`.
-    pub code_stride: usize,
-    /// Floats per token in `scales`.
-    pub scale_stride: usize,
-}
-
-impl Q8Panel {
-    /// Builds the panel for every token of `job` (Q8_0 activations).
-    pub(crate) fn new(job: &MatmulJob<'_>, flip: bool) -> Q8Panel {
-        let (n, k) = (job.act.n(), job.k);
-        let nb = k / 32;
-        let pairs = nb.div_ceil(2);
-        let code_stride = 64 * pairs;
-        let scale_stride = 2 * pairs;
-        let mut codes = vec![Line([0; 64]); n * pairs];
-        let mut scales = vec![0.0f32; n * scale_stride];
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut codes);
-        let conv = |q: i8| if flip { (q as u8) ^ 0x80 } else { q as u8 };
-        for t in 0..n {
-            let Some(row) = job.act.row_q8_0(t) else {
-                continue;
-            };
-            let dst = &mut bytes[t * code_stride..(t + 1) * code_stride];
-            for p in 0..pairs {
-                let out = &mut dst[64 * p..64 * p + 64];
-                if 2 * p + 1 < nb {
-                    for g in 0..8 {
-                        for j in 0..4 {
-                            out[8 * g + j] = conv(row.qs[64 * p + 4 * g + j]);
-                            out[8 * g + 4 + j] = conv(row.qs[64 * p + 32 + 4 * g + j]);
-                        }
-                    }
-                } else {
-                    for j in 0..32 {
-                        out[j] = conv(row.qs[64 * p + j]);
-                    }
-                }
-            }
-            scales[t * scale_stride..t * scale_stride + nb].copy_from_slice(row.d);
-        }
-        Q8Panel {
-            codes,
-            scales,
-            code_stride,
-            scale_stride,
-        }
-    }
-
-    /// Codes of token `t`.
-    pub(crate) fn codes(&self, t: usize) -> *const u8 {
-        let b: &[u8] = bytemuck::cast_slice(&self.codes);
-        b[t * self.code_stride..].as_ptr()
-    }
-
-    /// Scales of token `t` (two per block pair, in block order).
-    pub(crate) fn scales(&self, t: usize) -> *const f32 {
-        self.scales[t * self.scale_stride..].as_ptr()
-    }
-}
-
-/// Two blocks' i8 values interleaved in 4-byte groups (see [`Q8Panel`]).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) fn interleave_pair(w0: __m256i, w1: __m256i) -> __m512i {
-    let idx = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-    _mm512_permutexvar_epi32(idx, join(w0, w1))
-}
-
-/// Two f32 scales alternating over 16 lanes: `a, b, a, b, …`.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) fn alternate_ps(a: f32, b: f32) -> __m512 {
-    let bits = u64::from(a.to_bits()) | (u64::from(b.to_bits()) << 32);
-    _mm512_castpd_ps(_mm512_set1_pd(f64::from_bits(bits)))
-}
-
-/// The pair of scales at `p` (8 readable bytes) alternating over 16 lanes.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) unsafe fn alternate_at(p: *const f32) -> __m512 {
-    // SAFETY: the caller guarantees two readable floats at `p`.
-    let pair = unsafe { p.cast::<f64>().read_unaligned() };
-    _mm512_castpd_ps(_mm512_set1_pd(pair))
-}
-
-/// Two 256-bit halves as one zmm.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) fn join(lo: __m256i, hi: __m256i) -> __m512i {
-    _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi)
-}
 
 /// Loads 16 float weights at `p` (16 elements readable).
 #[inline]
@@ -235,7 +128,9 @@ unsafe fn float_pair_tile<L: FLoad, const T: usize>(
 pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCols<'_>) {
     let base = job.w.as_ptr();
     let mut r = 0;
-    if job.n > 1 {
+    // Pairs of rows share activation loads, but sum in another order than
+    // the one-row kernel: only batches past `INVARIANT_ROWS` use them.
+    if job.n > INVARIANT_ROWS {
         while r + 2 <= job.nrows {
             // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
             let rows = unsafe {

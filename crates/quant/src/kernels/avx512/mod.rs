@@ -1,8 +1,12 @@
 //! The AVX-512 kernel set (F/BW/VL, plus VNNI where the CPU has it).
 //!
-//! Matmul entries come in two variants per type (`int::bw`, `int::vnni`),
-//! picked when the table is built; float kernels and f32 helpers are
-//! 512 bits wide. Dequantization and activation quantization reuse the AVX2
+//! Matmul entries come in two variants per type (without and with VNNI),
+//! picked when the table is built: small batches (up to
+//! [`INVARIANT_ROWS`] tokens, decode) run the AVX2 row-at-a-time kernels,
+//! which are memory bound and give every token the bits of a one-token call;
+//! larger batches run the tokens-in-lanes kernels ([`tl`], [`tlk`] with VNNI,
+//! their AVX2 versions without). Float kernels and f32 helpers are 512 bits
+//! wide. Dequantization and activation quantization reuse the AVX2
 //! code: they are memory bound, and the AVX2 versions are already
 //! bit-identical to the reference.
 
@@ -11,13 +15,15 @@ use crate::blocks::{
     F32Elem, QuantBlock,
 };
 use crate::kernels::avx2::float::{LBf16, LF16, LF32};
-use crate::kernels::avx2::q8_0fam::{DecMxfp4, DecQ4_0, DecQ8_0};
-use crate::kernels::avx2::q8k::{UnIq2Xxs, UnQ2K, UnQ4K, UnQ6K};
+use crate::kernels::avx2::q8_0fam::{Dec32, DecMxfp4, DecQ4_0, DecQ8_0};
+use crate::kernels::avx2::q8k::{Avx2Unpack, UnIq2Xxs, UnQ2K, UnQ4K, UnQ6K};
 use crate::kernels::avx2::{self, float as avx2_float};
-use crate::kernels::{CommonFns, DequantFn, MatmulFn};
+use crate::kernels::{CommonFns, DequantFn, INVARIANT_ROWS, MatmulFn, MatmulJob};
+use crate::out::OutCols;
 
 pub(crate) mod common;
-pub(crate) mod int;
+pub(crate) mod tl;
+pub(crate) mod tlk;
 
 /// A block type's AVX-512 table entries.
 pub(crate) trait Avx512Block: QuantBlock {
@@ -38,8 +44,8 @@ macro_rules! q8_0_family {
     ($($b:ty => $d:ty),*) => {$(
         impl Avx512Block for $b {
             const DEQUANT: DequantFn = avx2::dequant_q8_0::<$d>;
-            const MATMUL_BW: MatmulFn = int::bw::matmul_q8_0::<$d>;
-            const MATMUL_VNNI: MatmulFn = int::vnni::matmul_q8_0::<$d>;
+            const MATMUL_BW: MatmulFn = matmul_q8_0_bw::<$d>;
+            const MATMUL_VNNI: MatmulFn = matmul_q8_0_vnni::<$d>;
         }
     )*};
 }
@@ -49,8 +55,8 @@ macro_rules! q8k_family {
     ($($b:ty => $u:ty),*) => {$(
         impl Avx512Block for $b {
             const DEQUANT: DequantFn = avx2::dequant_q8k::<$u>;
-            const MATMUL_BW: MatmulFn = int::bw::matmul_q8k::<$u>;
-            const MATMUL_VNNI: MatmulFn = int::vnni::matmul_q8k::<$u>;
+            const MATMUL_BW: MatmulFn = matmul_q8k_bw::<$u>;
+            const MATMUL_VNNI: MatmulFn = matmul_q8k_vnni::<$u>;
         }
     )*};
 }
@@ -66,6 +72,70 @@ macro_rules! float_family {
     )*};
 }
 float_family!(F32Elem => LF32, F16Elem => LF16, Bf16Elem => LBf16);
+
+/// Q8_0-family matmul with VNNI: up to [`INVARIANT_ROWS`] tokens through
+/// the AVX2 row-at-a-time kernel (memory bound, and bit-identical per token
+/// to a one-token call), larger batches through the tokens-in-lanes kernels
+/// ([`tl`]).
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; the job is
+/// validated.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn matmul_q8_0_vnni<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    // SAFETY: forwarded contract (AVX2 is implied by the features above).
+    unsafe {
+        if job.act.n() <= INVARIANT_ROWS {
+            avx2::matmul_q8_0_rows::<D>(job, out);
+        } else {
+            tl::matmul_q8_0::<D>(job, out);
+        }
+    }
+}
+
+/// Q8_0-family matmul without VNNI: the AVX2 kernels (row at a time for
+/// small batches, tokens in lanes for larger ones; they need no 512-bit
+/// multiply to be memory bound).
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL, AVX2, FMA and F16C; the job is
+/// validated.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn matmul_q8_0_bw<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    // SAFETY: forwarded contract (AVX2 is implied by the features above).
+    unsafe { avx2::matmul_q8_0::<D>(job, out) }
+}
+
+/// Q8_K-family matmul without VNNI: the AVX2 kernels (see
+/// [`matmul_q8_0_bw`]).
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL, AVX2, FMA and F16C; the job is
+/// validated.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn matmul_q8k_bw<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    // SAFETY: forwarded contract (AVX2 is implied by the features above).
+    unsafe { avx2::matmul_q8k::<U>(job, out) }
+}
+
+/// Q8_K-family matmul with VNNI: up to [`INVARIANT_ROWS`] tokens through the
+/// fused AVX2 row-at-a-time kernels, larger batches through the
+/// tokens-in-lanes kernels ([`tlk`]).
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; the job is
+/// validated.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn matmul_q8k_vnni<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    // SAFETY: forwarded contract (AVX2 is implied by the features above).
+    unsafe {
+        if job.act.n() <= INVARIANT_ROWS {
+            avx2::matmul_q8k::<U>(job, out);
+        } else {
+            tlk::matmul_q8k::<U>(job, out);
+        }
+    }
+}
 
 /// The type-independent AVX-512 entries.
 pub(crate) fn common() -> CommonFns {
