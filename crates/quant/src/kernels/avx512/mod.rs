@@ -3,7 +3,9 @@
 //! Matmul entries come in two variants per type (without and with VNNI),
 //! picked when the table is built: small batches (up to
 //! [`INVARIANT_ROWS`] tokens, decode) run the AVX2 row-at-a-time kernels,
-//! which are memory bound and give every token the bits of a one-token call;
+//! which are memory bound and give every token the bits of a one-token call
+//! (except IQ2_XXS with VNNI, whose decode is compute bound and has its own
+//! 512-bit row kernel, [`iq2`]);
 //! larger batches run the tokens-in-lanes kernels ([`tl`], [`tlk`] with VNNI,
 //! their AVX2 versions without). Float kernels and f32 helpers are 512 bits
 //! wide. Dequantization and activation quantization reuse the AVX2
@@ -22,6 +24,7 @@ use crate::kernels::{CommonFns, DequantFn, INVARIANT_ROWS, MatmulFn, MatmulJob};
 use crate::out::OutCols;
 
 pub(crate) mod common;
+pub(crate) mod iq2;
 pub(crate) mod tl;
 pub(crate) mod tlk;
 
@@ -60,7 +63,13 @@ macro_rules! q8k_family {
         }
     )*};
 }
-q8k_family!(BlockQ2K => UnQ2K, BlockQ4K => UnQ4K, BlockQ6K => UnQ6K, BlockIq2Xxs => UnIq2Xxs);
+q8k_family!(BlockQ2K => UnQ2K, BlockQ4K => UnQ4K, BlockQ6K => UnQ6K);
+
+impl Avx512Block for BlockIq2Xxs {
+    const DEQUANT: DequantFn = avx2::dequant_q8k::<UnIq2Xxs>;
+    const MATMUL_BW: MatmulFn = matmul_q8k_bw::<UnIq2Xxs>;
+    const MATMUL_VNNI: MatmulFn = matmul_iq2xxs_vnni;
+}
 
 macro_rules! float_family {
     ($($b:ty => $l:ty),*) => {$(
@@ -133,6 +142,25 @@ unsafe fn matmul_q8k_vnni<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<
             avx2::matmul_q8k::<U>(job, out);
         } else {
             tlk::matmul_q8k::<U>(job, out);
+        }
+    }
+}
+
+/// IQ2_XXS matmul with VNNI: up to [`INVARIANT_ROWS`] tokens through the
+/// 512-bit fused kernel ([`iq2`]; bit-identical per token to a one-token
+/// call), larger batches through the tokens-in-lanes kernels ([`tlk`]).
+///
+/// # Safety
+/// The CPU supports AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; the job is
+/// validated and holds IQ2_XXS weights.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn matmul_iq2xxs_vnni(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if job.act.n() <= INVARIANT_ROWS {
+            iq2::matmul_iq2xxs_rows(job, out);
+        } else {
+            tlk::matmul_q8k::<UnIq2Xxs>(job, out);
         }
     }
 }
