@@ -98,11 +98,25 @@ unsafe fn tile_rows<const R: usize, const MIN: bool, const BIAS: bool>(
 /// not fit the sixteen registers).
 const ROWS: usize = 2;
 
-/// Q8_K-family matmul, tokens in lanes (any `n >= 1`).
+/// The driver shared by the AVX2 and AVX-512 tokens-in-lanes Q8_K kernels:
+/// builds the activation panel (tiles of `wide` lanes, the rest in one of
+/// `narrow` lanes if it fits), unpacks `R` weight rows at a time into pooled
+/// scratch, and calls `run(rows, g, panel, r0)` for each group of `g` rows
+/// starting at row `r0` (`rows[g..]` repeat the last row and must be
+/// ignored).
+///
+/// # Safety
+/// The CPU supports AVX2, FMA and F16C; the job is validated.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+pub(crate) unsafe fn drive<U: Avx2Unpack, const R: usize>(
+    job: &MatmulJob<'_>,
+    wide: usize,
+    narrow: usize,
+    mut run: impl FnMut(&[*const SbUnpacked; R], usize, &Q8KPanel<'_>, usize),
+) {
     let nsb = job.k / QK_K;
-    let plan = plan_tiles(job.act.n(), 8, 8);
+    let plan = plan_tiles(job.act.n(), wide, narrow);
     with_pool(|pool| {
         let panel = Q8KPanel::build(
             &job.act,
@@ -111,54 +125,64 @@ pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut Ou
             &mut pool.scales,
             &mut pool.sums,
         );
-        grow(&mut pool.sbs, ROWS * nsb, bytemuck::Zeroable::zeroed());
+        grow(&mut pool.sbs, R * nsb, bytemuck::Zeroable::zeroed());
         let base = job.w.as_ptr();
         let mut r0 = 0;
         while r0 < job.nrows {
-            let g = ROWS.min(job.nrows - r0);
+            let g = R.min(job.nrows - r0);
             for i in 0..g {
                 // SAFETY: row `r0 + i` lies inside the validated weights and
-                // holds `nsb` super-blocks; the scratch holds `ROWS · nsb`.
+                // holds `nsb` super-blocks; the scratch holds `R · nsb`.
                 unsafe {
                     let row = base.add((r0 + i) * job.row_bytes);
                     unpack_row::<U>(row, &mut pool.sbs[i * nsb..(i + 1) * nsb]);
                 }
             }
-            let rows: [*const SbUnpacked; ROWS] =
+            let rows: [*const SbUnpacked; R] =
                 std::array::from_fn(|i| pool.sbs[i.min(g - 1) * nsb..].as_ptr());
-            for tile in panel.tiles() {
-                // SAFETY: `rows[..g]` hold `nsb` unpacked super-blocks each.
-                let res: [[f32; 8]; ROWS] = unsafe {
-                    match (g, U::MIN, U::BIAS) {
-                        (2, true, _) => tile_rows::<2, true, false>(&rows, &panel, tile),
-                        (2, false, b) => {
-                            if b {
-                                tile_rows::<2, false, true>(&rows, &panel, tile)
-                            } else {
-                                tile_rows::<2, false, false>(&rows, &panel, tile)
-                            }
-                        }
-                        (_, true, _) => {
-                            let r = tile_rows::<1, true, false>(&[rows[0]], &panel, tile);
-                            [r[0], [0.0; 8]]
-                        }
-                        (_, false, b) => {
-                            let r = if b {
-                                tile_rows::<1, false, true>(&[rows[0]], &panel, tile)
-                            } else {
-                                tile_rows::<1, false, false>(&[rows[0]], &panel, tile)
-                            };
-                            [r[0], [0.0; 8]]
-                        }
-                    }
-                };
-                for (i, r) in res[..g].iter().enumerate() {
-                    for t in 0..tile.count {
-                        out.row_mut(tile.t0 + t)[r0 + i] = r[t];
-                    }
-                }
-            }
+            run(&rows, g, &panel, r0);
             r0 += g;
         }
     });
+}
+
+/// Q8_K-family matmul, tokens in lanes (any `n >= 1`).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    let run = |rows: &[*const SbUnpacked; ROWS], g: usize, panel: &Q8KPanel<'_>, r0: usize| {
+        for tile in panel.tiles() {
+            // SAFETY: `rows[..g]` hold `nsb` unpacked super-blocks each.
+            let res: [[f32; 8]; ROWS] = unsafe {
+                match (g, U::MIN, U::BIAS) {
+                    (2, true, _) => tile_rows::<2, true, false>(rows, panel, tile),
+                    (2, false, b) => {
+                        if b {
+                            tile_rows::<2, false, true>(rows, panel, tile)
+                        } else {
+                            tile_rows::<2, false, false>(rows, panel, tile)
+                        }
+                    }
+                    (_, true, _) => {
+                        let r = tile_rows::<1, true, false>(&[rows[0]], panel, tile);
+                        [r[0], [0.0; 8]]
+                    }
+                    (_, false, b) => {
+                        let r = if b {
+                            tile_rows::<1, false, true>(&[rows[0]], panel, tile)
+                        } else {
+                            tile_rows::<1, false, false>(&[rows[0]], panel, tile)
+                        };
+                        [r[0], [0.0; 8]]
+                    }
+                }
+            };
+            for (i, r) in res[..g].iter().enumerate() {
+                for t in 0..tile.count {
+                    out.row_mut(tile.t0 + t)[r0 + i] = r[t];
+                }
+            }
+        }
+    };
+    // SAFETY: forwarded contract.
+    unsafe { drive::<U, ROWS>(job, 8, 8, run) };
 }

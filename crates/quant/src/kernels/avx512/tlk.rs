@@ -21,11 +21,9 @@
 //! F/BW/VL/VNNI plus AVX2/FMA/F16C (checked by the kernel table), and the job
 //! and panel describe validated buffers.
 
-use crate::blocks::QK_K;
 use crate::kernels::MatmulJob;
 use crate::kernels::avx2::q8k::Avx2Unpack;
-use crate::kernels::avx2::unpack_row;
-use crate::kernels::panel::{Q8KPanel, Tile, grow, plan_tiles, with_pool};
+use crate::kernels::panel::{Q8KPanel, Tile};
 use crate::kernels::unpack::SbUnpacked;
 use crate::out::OutCols;
 
@@ -146,41 +144,17 @@ unsafe fn run_rows<const MIN: bool, const BIAS: bool, const SUB: usize>(
 /// Q8_K-family matmul, tokens in lanes (any `n >= 1`).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
-    let nsb = job.k / QK_K;
-    let plan = plan_tiles(job.act.n(), 16, 8);
-    with_pool(|pool| {
-        let panel = Q8KPanel::build(
-            &job.act,
-            &plan,
-            &mut pool.codes,
-            &mut pool.scales,
-            &mut pool.sums,
-        );
-        grow(&mut pool.sbs, ROWS * nsb, bytemuck::Zeroable::zeroed());
-        let base = job.w.as_ptr();
-        let mut r0 = 0;
-        while r0 < job.nrows {
-            let g = ROWS.min(job.nrows - r0);
-            for i in 0..g {
-                // SAFETY: row `r0 + i` lies inside the validated weights and
-                // holds `nsb` super-blocks; the scratch holds `ROWS · nsb`.
-                unsafe {
-                    let row = base.add((r0 + i) * job.row_bytes);
-                    unpack_row::<U>(row, &mut pool.sbs[i * nsb..(i + 1) * nsb]);
-                }
+    let run = |rows: &[*const SbUnpacked; ROWS], g: usize, panel: &Q8KPanel<'_>, r0: usize| {
+        // SAFETY: `rows[..g]` hold `nsb` unpacked super-blocks each.
+        unsafe {
+            match (U::MIN, U::BIAS, U::SCALE32) {
+                (true, _, true) => run_rows::<true, false, 8>(rows, g, panel, r0, out),
+                (true, _, false) => run_rows::<true, false, 4>(rows, g, panel, r0, out),
+                (false, _, true) => run_rows::<false, true, 8>(rows, g, panel, r0, out),
+                (false, _, false) => run_rows::<false, true, 4>(rows, g, panel, r0, out),
             }
-            let rows: [*const SbUnpacked; ROWS] =
-                std::array::from_fn(|i| pool.sbs[i.min(g - 1) * nsb..].as_ptr());
-            // SAFETY: `rows[..g]` hold `nsb` unpacked super-blocks each.
-            unsafe {
-                match (U::MIN, U::BIAS, U::SCALE32) {
-                    (true, _, true) => run_rows::<true, false, 8>(&rows, g, &panel, r0, out),
-                    (true, _, false) => run_rows::<true, false, 4>(&rows, g, &panel, r0, out),
-                    (false, _, true) => run_rows::<false, true, 8>(&rows, g, &panel, r0, out),
-                    (false, _, false) => run_rows::<false, true, 4>(&rows, g, &panel, r0, out),
-                }
-            }
-            r0 += g;
         }
-    });
+    };
+    // SAFETY: forwarded contract (AVX2 is implied by the features above).
+    unsafe { crate::kernels::avx2::tlk::drive::<U, ROWS>(job, 16, 8, run) };
 }
