@@ -386,7 +386,8 @@ const ROWS: usize = 4;
 /// tile); larger batches decode rows into flipped scratch instead.
 const SMALL: usize = 7;
 
-/// Q8_0-family matmul, tokens in lanes (any `n >= 1`; used for `n >= 3`).
+/// Q8_0-family matmul, tokens in lanes (any `n >= 1`; the table uses it past
+/// [`INVARIANT_ROWS`](crate::kernels::INVARIANT_ROWS)).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_q8_0<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
     let n = job.act.n();
