@@ -21,7 +21,7 @@ cargo test --workspace --locked
 
 step "aarch64 compile check of the kernels (NEON)"
 if rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then
-    cargo check -p dsv4-quant --target aarch64-unknown-linux-gnu --locked
+    RUSTFLAGS="-D warnings" cargo check -p dsv4-quant --target aarch64-unknown-linux-gnu --locked
 else
     echo "aarch64 target unavailable here (no rustup network access); skipped"
 fi

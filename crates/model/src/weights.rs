@@ -184,11 +184,7 @@ impl Binder<'_> {
         let name = role.name(layer);
         let file = self.file.origin().to_string();
         let Some(t) = self.file.tensor_info(&name) else {
-            return Err(ModelError::MissingTensor {
-                file,
-                tensor: name,
-                role: role.what(),
-            });
+            return Err(self.missing(role, &name));
         };
         let expected = role.shape(self.cfg, layer);
         if t.dims != expected {
@@ -209,17 +205,22 @@ impl Binder<'_> {
         })
     }
 
+    /// The error for `role`'s tensor `name` missing from the file.
+    fn missing(&self, role: Role, name: &str) -> ModelError {
+        ModelError::MissingTensor {
+            file: self.file.origin().into(),
+            tensor: name.into(),
+            role: role.what(),
+        }
+    }
+
     fn matrix(&self, role: Role, layer: usize) -> Result<Matrix> {
         self.checked(role, layer)?;
         let name = role.name(layer);
         let t = self
             .file
             .tensor_info(&name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                file: self.file.origin().into(),
-                tensor: name.clone(),
-                role: role.what(),
-            })?;
+            .ok_or_else(|| self.missing(role, &name))?;
         Ok(Matrix {
             name,
             ty: t.ty,
@@ -246,11 +247,7 @@ impl Binder<'_> {
         let view = self
             .file
             .tensor(&name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                file: self.file.origin().into(),
-                tensor: name.clone(),
-                role: role.what(),
-            })?;
+            .ok_or_else(|| self.missing(role, &name))?;
         Ok(small_to_f32(view.info.ty, view.data))
     }
 
@@ -289,11 +286,7 @@ impl Binder<'_> {
         let view = self
             .file
             .tensor(&name)
-            .ok_or_else(|| ModelError::MissingTensor {
-                file: self.file.origin().into(),
-                tensor: name.clone(),
-                role: role.what(),
-            })?;
+            .ok_or_else(|| self.missing(role, &name))?;
         let vals: Vec<i64> = match view.info.ty {
             GgmlType::I64 => view
                 .data

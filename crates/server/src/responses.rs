@@ -290,13 +290,7 @@ fn toolset(tools: &[Value]) -> Result<ToolSet, ApiError> {
             tracing::debug!(kind, "hosted tool skipped");
             continue;
         }
-        let name = t
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty());
-        let name = name.ok_or_else(|| {
-            ApiError::invalid_param(&format!("tools[{i}].name"), "a tool needs a non-empty name")
-        })?;
+        let name = crate::tools::tool_name(Some(t), i, ".name")?;
         let description = t.get("description").and_then(Value::as_str);
         if kind == "custom" {
             set.custom(name, description, t.get("format"));

@@ -107,16 +107,7 @@ impl ToolSet {
                     continue;
                 }
             };
-            let name = body
-                .and_then(|b| b.get("name"))
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty());
-            let Some(name) = name else {
-                return Err(ApiError::invalid_param(
-                    &format!("tools[{i}]"),
-                    "a tool needs a non-empty name",
-                ));
-            };
+            let name = tool_name(body, i, "")?;
             let description = body
                 .and_then(|b| b.get("description"))
                 .and_then(Value::as_str);
@@ -178,6 +169,21 @@ impl Choice {
             _ => Err(bad()),
         }
     }
+}
+
+/// The non-empty string `name` of tool definition `obj` (`None` counts as
+/// missing), or a 400 naming `tools[i]` (`at` is the path inside it).
+pub(crate) fn tool_name<'a>(
+    obj: Option<&'a Value>,
+    i: usize,
+    at: &str,
+) -> Result<&'a str, ApiError> {
+    obj.and_then(|b| b.get("name"))
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid_param(&format!("tools[{i}]{at}"), "a tool needs a non-empty name")
+        })
 }
 
 /// Structured output requested by `response_format` (chat) or `text.format`

@@ -458,3 +458,38 @@ async fn media_in_the_newest_user_turn_is_a_clear_400() {
         "{r}"
     );
 }
+
+#[tokio::test]
+async fn a_tool_without_a_name_is_a_400_on_every_api() {
+    let schema = json!({"type": "object", "properties": {}});
+    let msgs = json!([{"role": "user", "content": "hi"}]);
+    let cases = [
+        (
+            "/v1/chat/completions",
+            json!({"model": "m", "max_tokens": 3, "messages": msgs,
+                "tools": [{"type": "function", "function": {"name": "", "parameters": schema}}]}),
+            Some("tools[0]"),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "m", "max_tokens": 3, "messages": msgs,
+                "tools": [{"description": "no name", "input_schema": schema}]}),
+            None,
+        ),
+        (
+            "/v1/responses",
+            json!({"model": "m", "max_output_tokens": 3, "input": "hi",
+                "tools": [{"type": "function", "parameters": schema}]}),
+            Some("tools[0].name"),
+        ),
+    ];
+    for (path, body, param) in cases {
+        let (s, r) = post(path, &body).await;
+        assert_eq!(s, 400, "{path}: {r}");
+        let msg = r["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("non-empty name"), "{path}: {r}");
+        if let Some(p) = param {
+            assert_eq!(r["error"]["param"], p, "{path}: {r}");
+        }
+    }
+}

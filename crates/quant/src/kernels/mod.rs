@@ -53,7 +53,7 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(target_arch = "x86_64")]
 mod panel;
 mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -191,6 +191,23 @@ pub(crate) struct FloatJob<'a> {
     pub x_stride: usize,
     /// Activation rows.
     pub n: usize,
+}
+
+impl<'a> FloatJob<'a> {
+    /// The float job of a matmul whose activations are an F32 [`ActBuf`]
+    /// (float weights): the buffer's rows are the f32 inputs.
+    pub(crate) fn from_act(job: &MatmulJob<'a>) -> FloatJob<'a> {
+        let (bytes, stride, _, _) = job.act.planes();
+        FloatJob {
+            w: job.w,
+            row_bytes: job.row_bytes,
+            nrows: job.nrows,
+            k: job.k,
+            x: bytemuck::cast_slice(bytes),
+            x_stride: stride / 4,
+            n: job.act.n(),
+        }
+    }
 }
 
 pub(crate) type MatmulFn = unsafe fn(&MatmulJob<'_>, &mut OutCols<'_>);

@@ -122,31 +122,17 @@ pub(crate) use for_token_tiles;
 macro_rules! for_token_tiles8 {
     ($n:expr, |$t0:ident, $T:ident| $body:block) => {{
         let n = $n;
-        let mut $t0 = 0;
-        while $t0 < n {
-            let left = n - $t0;
-            if left >= 8 {
-                const $T: usize = 8;
-                $body
-                $t0 += 8;
-            } else if left >= 4 {
-                const $T: usize = 4;
-                $body
-                $t0 += 4;
-            } else if left == 3 {
-                const $T: usize = 3;
-                $body
-                $t0 += 3;
-            } else if left == 2 {
-                const $T: usize = 2;
-                $body
-                $t0 += 2;
-            } else {
-                const $T: usize = 1;
-                $body
-                $t0 += 1;
-            }
+        let mut base = 0;
+        while n - base >= 8 {
+            let $t0 = base;
+            const $T: usize = 8;
+            $body
+            base += 8;
         }
+        $crate::kernels::avx2::for_token_tiles!(n - base, |off, $T| {
+            let $t0 = base + off;
+            $body
+        });
     }};
 }
 pub(crate) use for_token_tiles8;
@@ -330,18 +316,7 @@ pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCol
 /// Float-weight matmul with activations from an F32 [`crate::ActBuf`].
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_float_act<L: FLoad>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
-    let (bytes, stride, _, _) = job.act.planes();
-    let x: &[f32] = bytemuck::cast_slice(bytes);
-    let fj = FloatJob {
-        w: job.w,
-        row_bytes: job.row_bytes,
-        nrows: job.nrows,
-        k: job.k,
-        x,
-        x_stride: stride / 4,
-        n: job.act.n(),
-    };
     // SAFETY: same CPU features; the F32 buffer holds `n` rows of `k` floats
-    // at stride `stride / 4`.
-    unsafe { matmul_float::<L>(&fj, out) }
+    // at its stride.
+    unsafe { matmul_float::<L>(&FloatJob::from_act(job), out) }
 }

@@ -171,19 +171,9 @@ pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCol
 /// Float-weight matmul with activations from an F32 [`ActBuf`].
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_float_act<L: FLoad>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
-    let (bytes, stride, _, _) = job.act.planes();
-    let x: &[f32] = bytemuck::cast_slice(bytes);
-    let fj = FloatJob {
-        w: job.w,
-        row_bytes: job.row_bytes,
-        nrows: job.nrows,
-        k: job.k,
-        x,
-        x_stride: stride / 4,
-        n: job.act.n(),
-    };
-    // SAFETY: same CPU features; the F32 buffer holds `n` rows of `k` floats.
-    unsafe { matmul_float::<L>(&fj, out) }
+    // SAFETY: same CPU features; the F32 buffer holds `n` rows of `k` floats
+    // at its stride.
+    unsafe { matmul_float::<L>(&FloatJob::from_act(job), out) }
 }
 
 /// `Σ a_i b_i`.
