@@ -622,3 +622,49 @@ fn small_batches_give_each_row_the_bits_of_a_single_row_call() {
         }
     }
 }
+
+/// The AVX-512 tables run Q8_0, Q4_0 and MXFP4 weights at decode batch sizes
+/// through their own row kernel (VNNI `dpbusd` on flipped codes, or the AVX2
+/// kernel without VNNI), which keeps the AVX2 row kernel's float order: the
+/// results must be the AVX2 table's bits exactly, on random and adversarial
+/// weights and activations, for 1 to `INVARIANT_ROWS` tokens.
+#[test]
+fn avx512_small_batches_of_the_q8_0_family_match_avx2_bit_for_bit() {
+    let Ok(avx2) = Kernels::with_isa(Isa::Avx2) else {
+        eprintln!("no AVX2 on this CPU; nothing to compare");
+        return;
+    };
+    let wide: Vec<Kernels> = Kernels::all_variants()
+        .into_iter()
+        .filter(|k| k.isa() == Isa::Avx512)
+        .collect();
+    if wide.is_empty() {
+        eprintln!("no AVX-512 on this CPU; nothing to compare");
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(0x5EED_0006);
+    let rows = 11usize;
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::MXFP4] {
+        // Odd and even block counts (the tail block goes to the even sums).
+        for k in [7 * 32, 8 * 32] {
+            for wf in [WFill::Random, WFill::ExtremeScales, WFill::AllOnes] {
+                let w = make_weights(ty, rows, k, wf, &mut rng);
+                for n in 1..=INVARIANT_ROWS {
+                    for xf in [XFill::Normal, XFill::Spiky] {
+                        let x = make_x(n, k, xf, &mut rng);
+                        let mut act = ActBuf::new();
+                        avx2.quantize_act(ActType::Q8_0, &x, n, k, &mut act)
+                            .expect("quantize");
+                        let want = run_matmul(&avx2, ty, &w, k, 0..rows, &act);
+                        for kern in &wide {
+                            let got = run_matmul(kern, ty, &w, k, 0..rows, &act);
+                            let what =
+                                format!("{ty} k={k} {wf:?} n={n} {xf:?} on {}", kern.describe());
+                            assert_bits(&what, &got, &want);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

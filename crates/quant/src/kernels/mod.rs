@@ -21,7 +21,8 @@
 //! than one token while the matmul is bandwidth bound.
 //! - Q8_0, Q4_0, MXFP4 (× Q8_0): blocks decode to 32 signed bytes; AVX2 uses
 //!   ggml's sign trick (`maddubs(|w|, ±a)`), AVX-512 VNNI one `dpbusd` per
-//!   block pair and token on `a + 128` codes with a per-block correction.
+//!   block and token pair on `a + 128` codes with a per-block correction,
+//!   with the same bits as AVX2.
 //! - Q2_K, Q4_K, Q6_K, IQ2_XXS (× Q8_K): up to 4 tokens use fused per-type
 //!   kernels that decode each 32-element chunk into registers (decode, n = 1);
 //!   more tokens first unpack a group of rows into a common L1/L2-resident form

@@ -161,33 +161,37 @@ pub(crate) unsafe fn matmul_q8_0_rows<D: Dec32>(job: &MatmulJob<'_>, out: &mut O
     // Scales transposed per tile of 4 tokens: panel[tile][4b + t] (see
     // `q8_0fam::row_tile`); built once, used by every row.
     let tiles = n.div_ceil(TILE);
-    let mut panel = vec![0.0f32; tiles * 4 * nb];
-    for t in 0..n {
-        let (tile, lane) = (t / TILE, t % TILE);
-        for b in 0..nb {
-            panel[tile * 4 * nb + 4 * b + lane] = dplane[t * nb + b];
-        }
-    }
-    let base = job.w.as_ptr();
-    for r in 0..job.nrows {
-        // SAFETY: row `r` lies inside the validated weights.
-        let row = unsafe { base.add(r * job.row_bytes) };
-        for_token_tiles!(n, |t0, T| {
-            let q: [*const i8; T] =
-                std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
-            let d: [*const f32; T] = std::array::from_fn(|i| dplane[(t0 + i) * nb..].as_ptr());
-            // Tiles start at multiples of 4 except the 3-2-1 tail, whose
-            // tokens sit in the last panel tile at lanes `t0 % 4 ..`.
-            let (tile, lane) = (t0 / TILE, t0 % TILE);
-            let dp = panel[tile * 4 * nb + lane..].as_ptr();
-            // SAFETY: `nb` blocks per row; each token has `32 · nb` codes and
-            // `nb` scales; the panel holds `4 · nb` floats per tile.
-            let res = unsafe { q8_0fam::row_tile::<D, T>(row, nb, &q, &d, dp) };
-            for (i, v) in res.into_iter().enumerate() {
-                out.row_mut(t0 + i)[r] = v;
+    crate::kernels::panel::with_pool(|pool| {
+        crate::kernels::panel::grow(&mut pool.scales, tiles * 4 * nb, 0.0);
+        let panel = &mut pool.scales[..tiles * 4 * nb];
+        panel.fill(0.0);
+        for t in 0..n {
+            let (tile, lane) = (t / TILE, t % TILE);
+            for b in 0..nb {
+                panel[tile * 4 * nb + 4 * b + lane] = dplane[t * nb + b];
             }
-        });
-    }
+        }
+        let base = job.w.as_ptr();
+        for r in 0..job.nrows {
+            // SAFETY: row `r` lies inside the validated weights.
+            let row = unsafe { base.add(r * job.row_bytes) };
+            for_token_tiles!(n, |t0, T| {
+                let q: [*const i8; T] =
+                    std::array::from_fn(|i| qs[(t0 + i) * stride..].as_ptr().cast());
+                let d: [*const f32; T] = std::array::from_fn(|i| dplane[(t0 + i) * nb..].as_ptr());
+                // Tiles start at multiples of 4 except the 3-2-1 tail, whose
+                // tokens sit in the last panel tile at lanes `t0 % 4 ..`.
+                let (tile, lane) = (t0 / TILE, t0 % TILE);
+                let dp = panel[tile * 4 * nb + lane..].as_ptr();
+                // SAFETY: `nb` blocks per row; each token has `32 · nb` codes
+                // and `nb` scales; the panel holds `4 · nb` floats per tile.
+                let res = unsafe { q8_0fam::row_tile::<D, T>(row, nb, &q, &d, dp) };
+                for (i, v) in res.into_iter().enumerate() {
+                    out.row_mut(t0 + i)[r] = v;
+                }
+            });
+        }
+    });
 }
 
 /// Q8_0-family dequantization of whole blocks.

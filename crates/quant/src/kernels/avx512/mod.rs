@@ -2,10 +2,10 @@
 //!
 //! Matmul entries come in two variants per type (without and with VNNI),
 //! picked when the table is built: small batches (up to
-//! [`INVARIANT_ROWS`] tokens, decode) run the AVX2 row-at-a-time kernels,
-//! which are memory bound and give every token the bits of a one-token call
-//! (except IQ2_XXS with VNNI, whose decode is compute bound and has its own
-//! 512-bit row kernel, [`iq2`]);
+//! [`INVARIANT_ROWS`] tokens, decode) run row-at-a-time kernels that give
+//! every token the bits of a one-token call: with VNNI, [`rows`] for the
+//! Q8_0 family (the AVX2 kernel's bits with a third of its per-token work)
+//! and [`iq2`] for IQ2_XXS, else the AVX2 ones;
 //! larger batches run the tokens-in-lanes kernels ([`tl`], [`tlk`] with VNNI,
 //! their AVX2 versions without). Float kernels and f32 helpers are 512 bits
 //! wide. Dequantization and activation quantization reuse the AVX2
@@ -25,6 +25,7 @@ use crate::out::OutCols;
 
 pub(crate) mod common;
 pub(crate) mod iq2;
+pub(crate) mod rows;
 pub(crate) mod tl;
 pub(crate) mod tlk;
 
@@ -83,9 +84,9 @@ macro_rules! float_family {
 float_family!(F32Elem => LF32, F16Elem => LF16, Bf16Elem => LBf16);
 
 /// Q8_0-family matmul with VNNI: up to [`INVARIANT_ROWS`] tokens through
-/// the AVX2 row-at-a-time kernel (memory bound, and bit-identical per token
-/// to a one-token call), larger batches through the tokens-in-lanes kernels
-/// ([`tl`]).
+/// the VNNI row-at-a-time kernel ([`rows`]: bit-identical per token to a
+/// one-token call, and to the AVX2 row kernel), larger batches through the
+/// tokens-in-lanes kernels ([`tl`]).
 ///
 /// # Safety
 /// The CPU supports AVX-512 F/BW/VL/VNNI, AVX2, FMA and F16C; the job is
@@ -95,7 +96,7 @@ unsafe fn matmul_q8_0_vnni<D: Dec32>(job: &MatmulJob<'_>, out: &mut OutCols<'_>)
     // SAFETY: forwarded contract (AVX2 is implied by the features above).
     unsafe {
         if job.act.n() <= INVARIANT_ROWS {
-            avx2::matmul_q8_0_rows::<D>(job, out);
+            rows::matmul_q8_0_rows::<D>(job, out);
         } else {
             tl::matmul_q8_0::<D>(job, out);
         }
