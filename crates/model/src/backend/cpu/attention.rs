@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use super::CpuBackend;
+use super::bufs::Buf;
 use super::sparse::{self, LayerKeys};
 use crate::backend::{RowMeta, Trace};
 use crate::config::{LayerKind, ModelConfig};
@@ -27,21 +28,21 @@ const IDX_FP4_BLOCK: usize = 32;
 /// Per-row projections computed for the whole batch.
 struct Projected {
     /// `[n, q_lora]` normed query latent (also the indexer's input).
-    q_lat: Vec<f32>,
+    q_lat: Buf,
     /// `[n, H, hd]` roped, normed queries.
-    q: Vec<f32>,
+    q: Buf,
     /// `[n, hd]` raw KV rows (normed, roped, QAT-rounded).
-    kv: Vec<f32>,
+    kv: Buf,
     /// `[n, c·hd]` compressor KV / score rows.
-    ckv: Vec<f32>,
-    csc: Vec<f32>,
+    ckv: Buf,
+    csc: Buf,
     /// `[n, 2·ihd]` indexer compressor KV / score rows.
-    ikv: Vec<f32>,
-    isc: Vec<f32>,
+    ikv: Buf,
+    isc: Buf,
     /// `[n, ih, ihd]` indexer queries (roped, QAT-rounded).
-    iq: Vec<f32>,
+    iq: Buf,
     /// `[n, ih]` indexer head weights (scaled).
-    iw: Vec<f32>,
+    iw: Buf,
 }
 
 fn rope_rows(
@@ -79,18 +80,18 @@ fn project(
     let table = model.rope_for(layer);
     let qat = model.opts.qat_sim;
 
-    let mut q_lat = vec![0.0f32; n * cfg.q_lora_rank];
+    let mut q_lat = Buf::zeros(n * cfg.q_lora_rank);
     be.linear(model, &lw.q_a, a, n, &mut q_lat)?;
     for row in q_lat.chunks_mut(cfg.q_lora_rank) {
         rms_norm(row, &lw.q_a_norm, cfg.rms_eps);
     }
-    let mut q = vec![0.0f32; n * cfg.n_head * hd];
+    let mut q = Buf::zeros(n * cfg.n_head * hd);
     be.linear(model, &lw.q_b, &q_lat, n, &mut q)?;
     q.par_chunks_mut(hd)
         .for_each(|head| rms_norm_unweighted(head, cfg.rms_eps));
     rope_rows(&mut q, hd, rd, table, rows, false);
 
-    let mut kv = vec![0.0f32; n * hd];
+    let mut kv = Buf::zeros(n * hd);
     be.linear(model, &lw.kv, a, n, &mut kv)?;
     for row in kv.chunks_mut(hd) {
         rms_norm(row, &lw.kv_norm, cfg.rms_eps);
@@ -106,27 +107,27 @@ fn project(
         q_lat,
         q,
         kv,
-        ckv: Vec::new(),
-        csc: Vec::new(),
-        ikv: Vec::new(),
-        isc: Vec::new(),
-        iq: Vec::new(),
-        iw: Vec::new(),
+        ckv: Buf::default(),
+        csc: Buf::default(),
+        ikv: Buf::default(),
+        isc: Buf::default(),
+        iq: Buf::default(),
+        iw: Buf::default(),
     };
     if let Some(c) = &lw.compressor {
         let w = lc.compressor_width() * hd;
-        p.ckv = vec![0.0; n * w];
-        p.csc = vec![0.0; n * w];
+        p.ckv = Buf::zeros(n * w);
+        p.csc = Buf::zeros(n * w);
         be.linear(model, &c.kv, a, n, &mut p.ckv)?;
         be.linear(model, &c.gate, a, n, &mut p.csc)?;
     }
     if let Some(ix) = &lw.indexer {
         let (ih, ihd) = (cfg.index_n_head, cfg.index_head_dim);
-        p.ikv = vec![0.0; n * 2 * ihd];
-        p.isc = vec![0.0; n * 2 * ihd];
+        p.ikv = Buf::zeros(n * 2 * ihd);
+        p.isc = Buf::zeros(n * 2 * ihd);
         be.linear(model, &ix.comp.kv, a, n, &mut p.ikv)?;
         be.linear(model, &ix.comp.gate, a, n, &mut p.isc)?;
-        p.iq = vec![0.0; n * ih * ihd];
+        p.iq = Buf::zeros(n * ih * ihd);
         be.linear(model, &ix.q_b, &p.q_lat, n, &mut p.iq)?;
         rope_rows(&mut p.iq, ihd, rd, table, rows, false);
         if qat {
@@ -135,10 +136,10 @@ fn project(
                 fp4_roundtrip(head, IDX_FP4_BLOCK);
             });
         }
-        p.iw = vec![0.0; n * ih];
+        p.iw = Buf::zeros(n * ih);
         be.linear(model, &ix.proj, a, n, &mut p.iw)?;
         let s = 1.0 / ((ihd as f32).sqrt() * (ih as f32).sqrt());
-        for v in &mut p.iw {
+        for v in p.iw.iter_mut() {
             *v *= s;
         }
     }
@@ -278,7 +279,7 @@ pub(super) fn attention(
         .rev()
         .find(|d| h.is_multiple_of(*d))
         .unwrap_or(1);
-    let mut o = vec![0.0f32; n * h * hd]; // [n, H, hd]
+    let mut o = Buf::zeros(n * h * hd); // [n, H, hd]
     o.par_chunks_mut(hb * hd)
         .enumerate()
         .map(|(item, dst)| {
@@ -304,9 +305,9 @@ pub(super) fn attention(
     // Grouped output projection: group g = heads [g·H/G, (g+1)·H/G).
     let (g, ol) = (cfg.o_groups, cfg.o_lora_rank);
     let gw = h / g * hd;
-    let mut u = vec![0.0f32; n * g * ol]; // [n, G, o_lora]
-    let mut og = vec![0.0f32; n * gw];
-    let mut ug = vec![0.0f32; n * ol];
+    let mut u = Buf::zeros(n * g * ol); // [n, G, o_lora]
+    let mut og = Buf::zeros(n * gw);
+    let mut ug = Buf::zeros(n * ol);
     for grp in 0..g {
         for i in 0..n {
             og[i * gw..(i + 1) * gw]

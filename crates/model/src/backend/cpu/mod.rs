@@ -5,6 +5,7 @@
 //! weights) instead of the fast path (activations quantized as ggml does).
 
 mod attention;
+mod bufs;
 mod linear;
 mod moe;
 mod sparse;
@@ -199,7 +200,7 @@ impl Backend for CpuBackend {
         let cfg = &model.cfg;
         let (d, h) = (cfg.n_embd, cfg.hc_mult);
         let mix = cfg.hc_mix_dim();
-        let mut mm = vec![0.0f32; n * mix];
+        let mut mm = bufs::Buf::zeros(n * mix);
         self.pool
             .install(|| self.linear(model, &hcw.func, x, n, &mut mm))?;
         let mut out = HcMix {
@@ -289,14 +290,14 @@ impl Backend for CpuBackend {
         let (d, h) = (cfg.n_embd, cfg.hc_mult);
         let w = &model.weights;
         let n = select.len();
-        let mut xs = vec![0.0f32; n * h * d];
+        let mut xs = bufs::Buf::zeros(n * h * d);
         for (j, &i) in select.iter().enumerate() {
             xs[j * h * d..(j + 1) * h * d].copy_from_slice(&x[i * h * d..(i + 1) * h * d]);
         }
-        let mut mm = vec![0.0f32; n * h];
+        let mut mm = bufs::Buf::zeros(n * h);
         self.pool
             .install(|| self.linear(model, &w.hc_head.func, &xs, n, &mut mm))?;
-        let mut y = vec![0.0f32; n * d];
+        let mut y = bufs::Buf::zeros(n * d);
         let mut pre = vec![0.0f32; h];
         for j in 0..n {
             let xj = &xs[j * h * d..(j + 1) * h * d];

@@ -4,6 +4,7 @@
 //! expert's weights are read once per batch, and the shared expert.
 
 use super::CpuBackend;
+use super::bufs::Buf;
 use crate::backend::{RowMeta, Trace};
 use crate::error::Result;
 use crate::model::Model;
@@ -73,8 +74,8 @@ fn ffn(
     y: &mut [f32],
 ) -> Result<()> {
     let ff = gate.rows;
-    let mut g = vec![0.0f32; m * ff];
-    let mut u = vec![0.0f32; m * ff];
+    let mut g = Buf::zeros(m * ff);
+    let mut u = Buf::zeros(m * ff);
     be.linear(model, gate, x, m, &mut g)?;
     be.linear(model, up, x, m, &mut u)?;
     swiglu(&mut g, &u, clamp);
@@ -96,7 +97,7 @@ pub(super) fn moe(
     let cfg = &model.cfg;
     let lc = cfg.layers[layer];
     let (n, d, e) = (rows.len(), cfg.n_embd, cfg.n_expert);
-    let mut logits = vec![0.0f32; n * e];
+    let mut logits = Buf::zeros(n * e);
     be.linear(model, &lw.gate_inp, a, n, &mut logits)?;
     let routes: Vec<Route> = (0..n)
         .map(|i| route(model, lw, &logits[i * e..(i + 1) * e], rows[i].token))
@@ -110,15 +111,14 @@ pub(super) fn moe(
         }
     }
     out[..n * d].fill(0.0);
-    let mut xe = Vec::new();
-    let mut ye = Vec::new();
+    let most = by_expert.iter().map(Vec::len).max().unwrap_or(0);
+    let (mut xe_all, mut ye_all) = (Buf::zeros(most * d), Buf::zeros(most * d));
     for (ex, members) in by_expert.iter().enumerate() {
         if members.is_empty() {
             continue;
         }
         let m = members.len();
-        xe.resize(m * d, 0.0);
-        ye.resize(m * d, 0.0);
+        let (xe, ye) = (&mut xe_all[..m * d], &mut ye_all[..m * d]);
         for (j, &(i, _)) in members.iter().enumerate() {
             xe[j * d..(j + 1) * d].copy_from_slice(&a[i * d..(i + 1) * d]);
         }
@@ -127,7 +127,7 @@ pub(super) fn moe(
             lw.up_exps.expert(ex),
             lw.down_exps.expert(ex),
         );
-        ffn(be, model, &g, &u, &dn, lc.clamp_exp, &xe, m, &mut ye)?;
+        ffn(be, model, &g, &u, &dn, lc.clamp_exp, xe, m, ye)?;
         for (j, &(i, w)) in members.iter().enumerate() {
             for (o, &v) in out[i * d..(i + 1) * d]
                 .iter_mut()
@@ -138,7 +138,7 @@ pub(super) fn moe(
         }
     }
     if let Some(s) = &lw.shared {
-        let mut ys = vec![0.0f32; n * d];
+        let mut ys = Buf::zeros(n * d);
         ffn(
             be,
             model,
@@ -150,7 +150,7 @@ pub(super) fn moe(
             n,
             &mut ys,
         )?;
-        for (o, v) in out[..n * d].iter_mut().zip(&ys) {
+        for (o, v) in out[..n * d].iter_mut().zip(ys.iter()) {
             *o += v;
         }
     }
