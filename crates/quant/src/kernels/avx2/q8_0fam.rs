@@ -149,6 +149,27 @@ impl Dec32 for DecMxfp4 {
     }
 }
 
+/// Runs `$step!(b, $even)` for the even blocks `b < nb` and `$step!(b, $odd)`
+/// for the odd ones, in block order: the float accumulation order the
+/// Q8_0-family row kernels share (even blocks into one accumulator, odd
+/// blocks into another), which the AVX-512 kernel must follow to give the
+/// AVX2 kernel's bits.
+macro_rules! even_odd_blocks {
+    ($nb:expr, $step:ident, $even:expr, $odd:expr) => {{
+        let nb: usize = $nb;
+        let mut b = 0;
+        while b + 2 <= nb {
+            $step!(b, $even);
+            $step!(b + 1, $odd);
+            b += 2;
+        }
+        if b < nb {
+            $step!(b, $even);
+        }
+    }};
+}
+pub(crate) use even_odd_blocks;
+
 /// Horizontal sum of eight floats.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -241,15 +262,7 @@ pub(crate) unsafe fn row_tile<D: Dec32, const T: usize>(
                 }
             }};
         }
-        let mut b = 0;
-        while b + 2 <= nb {
-            step!(b, &mut acc);
-            step!(b + 1, &mut odd);
-            b += 2;
-        }
-        if b < nb {
-            step!(b, &mut acc);
-        }
+        even_odd_blocks!(nb, step, &mut acc, &mut odd);
         for t in 0..T {
             acc[t] = _mm256_add_ps(acc[t], odd[t]);
         }

@@ -30,7 +30,7 @@ use std::arch::x86_64::*;
 
 use crate::act::Line;
 use crate::kernels::avx2;
-use crate::kernels::avx2::q8_0fam::{Dec32, hsum_ps};
+use crate::kernels::avx2::q8_0fam::{Dec32, even_odd_blocks, hsum_ps};
 use crate::kernels::panel::{grow, with_pool};
 use crate::kernels::{INVARIANT_ROWS, MatmulJob};
 use crate::out::OutCols;
@@ -155,15 +155,7 @@ unsafe fn row_pairs<D: Dec32, const P: usize>(
             }
         }};
     }
-    let mut b = 0;
-    while b + 2 <= nb {
-        step!(b, &mut even);
-        step!(b + 1, &mut odd);
-        b += 2;
-    }
-    if b < nb {
-        step!(b, &mut even);
-    }
+    even_odd_blocks!(nb, step, &mut even, &mut odd);
     let mut out = [[0.0f32; 2]; P];
     for p in 0..P {
         let v = _mm512_add_ps(even[p], odd[p]);
