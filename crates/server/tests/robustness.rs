@@ -418,45 +418,30 @@ async fn metrics_are_prometheus_text() {
     assert!(metric(&BASE, "dsv4_requests_total").await >= 1.0);
 }
 
+/// POSTs `body`; asserts a 400 whose message says the model is text only.
+async fn refused_as_text_only(path: &str, body: &Value) -> Value {
+    let (s, r) = post(path, body).await;
+    assert_eq!(s, 400, "{r}");
+    let msg = r["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("text only"), "{r}");
+    r
+}
+
 #[tokio::test]
 async fn media_in_the_newest_user_turn_is_a_clear_400() {
     let img = json!({"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}});
     let body = json!({"model": "m", "max_tokens": 3,
         "messages": [{"role": "user", "content": [{"type": "text", "text": "What is in this picture?"}, img]}]});
-    let (s, r) = post("/v1/chat/completions", &body).await;
-    assert_eq!(s, 400, "{r}");
+    let r = refused_as_text_only("/v1/chat/completions", &body).await;
     assert_eq!(r["error"]["code"], "unsupported_content");
     assert_eq!(r["error"]["param"], "messages[0]");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("text only"),
-        "{r}"
-    );
     let body = json!({"model": "m", "max_tokens": 3, "messages": [{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]}]});
-    let (s, r) = post("/v1/messages", &body).await;
-    assert_eq!(s, 400, "{r}");
+    let r = refused_as_text_only("/v1/messages", &body).await;
     assert_eq!(r["type"], "error");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("text only"),
-        "{r}"
-    );
     let body = json!({"model": "m", "max_output_tokens": 3, "input": [{"role": "user", "content": [
         {"type": "input_text", "text": "and this?"}, {"type": "input_image", "image_url": "data:image/png;base64,AA=="}]}]});
-    let (s, r) = post("/v1/responses", &body).await;
-    assert_eq!(s, 400, "{r}");
-    assert!(
-        r["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("text only"),
-        "{r}"
-    );
+    refused_as_text_only("/v1/responses", &body).await;
 }
 
 #[tokio::test]

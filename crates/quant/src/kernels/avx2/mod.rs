@@ -117,6 +117,34 @@ macro_rules! for_token_tiles {
 }
 pub(crate) use for_token_tiles;
 
+/// The row-at-a-time Q8_K-family driver: for every weight row of `$job`
+/// (`row`: its first super-block, `nsb` super-blocks) and every tile of up
+/// to four tokens (`tk: [Q8KTok; T]`), evaluates `$tile` (a `[f32; T]`) and
+/// stores it in `$out`. Shared by the AVX2 fused kernels and the AVX-512
+/// IQ2_XXS kernel; `$tile` is evaluated in the caller's target features.
+macro_rules! q8k_row_tiles {
+    ($job:expr, $out:expr, |$row:ident, $nsb:ident, $tk:ident| $tile:expr) => {{
+        let (job, out): (&MatmulJob<'_>, &mut OutCols<'_>) = ($job, $out);
+        let n = job.act.n();
+        let $nsb = job.k / crate::blocks::QK_K;
+        let toks = $crate::kernels::avx2::q8k_tokens(job);
+        let base = job.w.as_ptr();
+        for r in 0..job.nrows {
+            // SAFETY: row `r` lies inside the validated weights.
+            let $row = unsafe { base.add(r * job.row_bytes) };
+            $crate::kernels::avx2::for_token_tiles!(n, |t0, T| {
+                let $tk: [$crate::kernels::avx2::q8k::Q8KTok; T] =
+                    std::array::from_fn(|i| toks[t0 + i]);
+                let res: [f32; T] = $tile;
+                for (j, v) in res.into_iter().enumerate() {
+                    out.row_mut(t0 + j)[r] = v;
+                }
+            });
+        }
+    }};
+}
+pub(crate) use q8k_row_tiles;
+
 /// As [`for_token_tiles!`] with tiles of up to 8 tokens (for the 32-register
 /// AVX-512 kernels).
 macro_rules! for_token_tiles8 {
@@ -213,21 +241,10 @@ pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut Ou
         unsafe { tlk::matmul_q8k::<U>(job, out) };
         return;
     }
-    let nsb = job.k / QK_K;
-    let toks = q8k_tokens(job);
-    let base = job.w.as_ptr();
-    for r in 0..job.nrows {
-        // SAFETY: row `r` lies inside the validated weights.
-        let row = unsafe { base.add(r * job.row_bytes) };
-        for_token_tiles!(n, |t0, T| {
-            let tk: [Q8KTok; T] = std::array::from_fn(|i| toks[t0 + i]);
-            // SAFETY: `nsb` super-blocks per row and per token.
-            let res = unsafe { U::fused::<T>(row, nsb, &tk) };
-            for (j, v) in res.into_iter().enumerate() {
-                out.row_mut(t0 + j)[r] = v;
-            }
-        });
-    }
+    // SAFETY: `nsb` super-blocks per row and per token (validated job).
+    q8k_row_tiles!(job, out, |row, nsb, tk| unsafe {
+        U::fused::<T>(row, nsb, &tk)
+    });
 }
 
 /// Activation pointers of every token of a Q8_K job.

@@ -54,7 +54,7 @@ use crate::kernels::MatmulJob;
 use crate::kernels::avx2::q8_0fam::f16_at;
 use crate::kernels::avx2::q8k::Q8KTok;
 use crate::kernels::avx2::q8k_fused::{iq2_b_words, iq2_sign_bytes};
-use crate::kernels::avx2::{for_token_tiles, q8k_tokens};
+use crate::kernels::avx2::q8k_row_tiles;
 use crate::out::OutCols;
 use crate::tables::{IQ2_LEVELS, IQ2XXS_GRID};
 
@@ -276,20 +276,6 @@ unsafe fn tile<const T: usize>(row: *const u8, nsb: usize, toks: &[Q8KTok; T]) -
 /// validated and holds IQ2_XXS weights.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_iq2xxs_rows(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
-    let n = job.act.n();
-    let nsb = job.k / QK_K;
-    let toks = q8k_tokens(job);
-    let base = job.w.as_ptr();
-    for r in 0..job.nrows {
-        // SAFETY: row `r` lies inside the validated weights.
-        let row = unsafe { base.add(r * job.row_bytes) };
-        for_token_tiles!(n, |t0, T| {
-            let tk: [Q8KTok; T] = std::array::from_fn(|i| toks[t0 + i]);
-            // SAFETY: `nsb` super-blocks per row and per token.
-            let res = unsafe { tile::<T>(row, nsb, &tk) };
-            for (j, v) in res.into_iter().enumerate() {
-                out.row_mut(t0 + j)[r] = v;
-            }
-        });
-    }
+    // SAFETY: `nsb` super-blocks per row and per token (validated job).
+    q8k_row_tiles!(job, out, |row, nsb, tk| unsafe { tile::<T>(row, nsb, &tk) });
 }
