@@ -93,6 +93,10 @@ pub(crate) unsafe fn row_tile<L: FLoad, const T: usize>(
     // over alternating 8-element chunks, then the tail), so a row of a batch
     // gets the bits of a one-token call (`INVARIANT_ROWS`).
     while i + 16 <= k {
+        if T > 1 && (i * L::ELEM) % 64 == 0 {
+            // One line per 64 bytes (see `prefetch_ahead`).
+            super::prefetch_ahead(row.wrapping_add(i * L::ELEM));
+        }
         // SAFETY: elements `i .. i + 16` are in bounds.
         unsafe {
             let w0 = L::load8(row.add(i * L::ELEM));

@@ -16,6 +16,7 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernels::avx2::prefetch_ahead;
 use crate::tables::{KVALUES_MXFP4, e8m0_to_f32_half};
 
 /// A 32-element weight block that decodes to i8 values and an f32 scale.
@@ -249,6 +250,7 @@ pub(crate) unsafe fn row_tile<D: Dec32, const T: usize>(
                 // scales of block `b` are in bounds (`b < nb`).
                 unsafe {
                     let (w, d) = D::load(row.add(b * D::BYTES));
+                    prefetch_ahead(row.add(b * D::BYTES));
                     let aw = _mm256_sign_epi8(w, w);
                     let prods = _mm256_castps128_ps256(_mm_mul_ps(
                         _mm_set1_ps(d),

@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use crate::kernels::avx2::float::FLoad;
-use crate::kernels::avx2::{for_token_tiles, for_token_tiles8};
+use crate::kernels::avx2::{for_token_tiles, for_token_tiles8, prefetch_ahead};
 use crate::kernels::{FloatJob, INVARIANT_ROWS, MatmulJob};
 use crate::out::OutCols;
 
@@ -35,6 +35,15 @@ unsafe fn float_row_tile<L: FLoad, const T: usize>(
     let mut acc = [[_mm512_setzero_ps(); T]; 2];
     let mut i = 0;
     while i + 32 <= k {
+        if T > 1 {
+            // The 64 or 128 bytes of the next-but-some iterations (see
+            // `prefetch_ahead`; one token streams fast enough without).
+            let p = row.wrapping_add(i * L::ELEM);
+            prefetch_ahead(p);
+            if L::ELEM > 2 {
+                prefetch_ahead(p.wrapping_add(64));
+            }
+        }
         // SAFETY: elements `i .. i + 32` of the row exist.
         let (w0, w1) = unsafe {
             (

@@ -35,6 +35,7 @@ use std::arch::x86_64::*;
 
 use crate::act::Line;
 use crate::kernels::avx2;
+use crate::kernels::avx2::prefetch_ahead;
 use crate::kernels::avx2::q8_0fam::{Dec32, even_odd_blocks, hsum_ps};
 use crate::kernels::panel::{grow, with_pool};
 use crate::kernels::{INVARIANT_ROWS, MatmulJob};
@@ -145,6 +146,7 @@ unsafe fn row_pairs<D: Dec32, const P: usize>(
             // the scale panel are in bounds.
             unsafe {
                 let (w, d) = D::load(row.add(b * D::BYTES));
+                prefetch_ahead(row.add(b * D::BYTES));
                 let w = _mm512_broadcast_i64x4(w);
                 let zero = _mm512_setzero_si512();
                 let corr = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, flip, w));
