@@ -52,6 +52,15 @@ pub enum QuantError {
         /// Unit of the lengths ("bytes", "elements").
         unit: &'static str,
     },
+    /// Buffers whose lengths do not fit together (e.g. a row length that
+    /// does not divide a matrix).
+    #[error("{what}: {reason}")]
+    BadShape {
+        /// Which operation.
+        what: &'static str,
+        /// What does not fit, with the lengths.
+        reason: String,
+    },
     /// A row range does not lie inside the weight matrix.
     #[error("row range {start}..{end} is outside the weight matrix of {rows} rows")]
     RowsOutOfRange {

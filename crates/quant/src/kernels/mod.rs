@@ -218,6 +218,9 @@ pub(crate) type QuantActFn = unsafe fn(&[f32], &mut ActBuf);
 pub(crate) type DotFn = unsafe fn(&[f32], &[f32]) -> f32;
 pub(crate) type AxpyFn = unsafe fn(f32, &[f32], &mut [f32]);
 pub(crate) type ScaleFn = unsafe fn(f32, &mut [f32]);
+/// `(p, ldp, rows, hd, out)`: see [`Kernels::weighted_rows`]; shapes checked
+/// by the caller.
+pub(crate) type WeightedRowsFn = unsafe fn(&[f32], usize, &[f32], usize, &mut [f32]);
 pub(crate) type CvtFn = unsafe fn(&[u8], &mut [f32]);
 
 const NSLOT: usize = WEIGHT_TYPES.len();
@@ -231,9 +234,29 @@ pub(crate) struct CommonFns {
     pub quant_act: [QuantActFn; 3],
     pub dot: DotFn,
     pub axpy: AxpyFn,
+    pub weighted_rows: WeightedRowsFn,
     pub scale: ScaleFn,
     pub f16: CvtFn,
     pub bf16: CvtFn,
+}
+
+/// [`Kernels::weighted_rows`] as one `axpy` per row and output row, over
+/// the columns `cols` only (the definition, and the tail of the tiled SIMD
+/// versions). Shapes as checked by [`Kernels::weighted_rows`].
+pub(crate) fn weighted_rows_by_axpy(
+    axpy: impl Fn(f32, &[f32], &mut [f32]),
+    p: &[f32],
+    ldp: usize,
+    rows: &[f32],
+    hd: usize,
+    cols: Range<usize>,
+    out: &mut [f32],
+) {
+    for (j, row) in rows.chunks_exact(hd).enumerate() {
+        for (h, o) in out.chunks_exact_mut(hd).enumerate() {
+            axpy(p[h * ldp + j], &row[cols.clone()], &mut o[cols.clone()]);
+        }
+    }
 }
 
 /// Index of a float weight type in [`CommonFns::float_mm`].
@@ -265,6 +288,7 @@ fn scalar_common() -> CommonFns {
         quant_act: [scalar::quantize_act; 3],
         dot: scalar::dot,
         axpy: scalar::axpy,
+        weighted_rows: scalar::weighted_rows,
         scale: scalar::scale,
         f16: scalar::f16_to_f32,
         bf16: scalar::bf16_to_f32,
@@ -597,6 +621,57 @@ impl Kernels {
         let n = x.len().min(y.len());
         // SAFETY: ISA checked at construction; equal-length slices.
         unsafe { (self.common.axpy)(a, &x[..n], &mut y[..n]) }
+    }
+
+    /// Weighted sums of rows: `out[h] += Σ_j p[h · ldp + j] · rows[j]` for
+    /// every output row `h` of `out: [nh, hd]`, with `rows: [m, hd]` and the
+    /// weights of row `h` at `p[h · ldp .. h · ldp + m]` (attention's
+    /// probabilities times values). Each element is updated exactly as
+    /// [`Kernels::axpy`] calls for `j = 0, 1, …` would update it (the same
+    /// operations in the same order, so the same bits); the SIMD tables keep
+    /// a tile of `out` in registers across all `j` instead of reading and
+    /// writing it once per row.
+    pub fn weighted_rows(
+        &self,
+        p: &[f32],
+        ldp: usize,
+        rows: &[f32],
+        hd: usize,
+        out: &mut [f32],
+    ) -> Result<(), QuantError> {
+        if hd == 0 || !rows.len().is_multiple_of(hd) || !out.len().is_multiple_of(hd) {
+            return Err(QuantError::BadShape {
+                what: "weighted rows",
+                reason: format!(
+                    "row length {hd} must be positive and divide the rows ({}) and the output ({})",
+                    rows.len(),
+                    out.len()
+                ),
+            });
+        }
+        let (m, nh) = (rows.len() / hd, out.len() / hd);
+        if m == 0 || nh == 0 {
+            return Ok(());
+        }
+        if ldp < m {
+            return Err(QuantError::BadShape {
+                what: "weighted rows",
+                reason: format!("weight stride {ldp} is shorter than the {m} rows"),
+            });
+        }
+        let need = (nh - 1) * ldp + m;
+        if p.len() < need {
+            return Err(QuantError::BadShape {
+                what: "weighted rows",
+                reason: format!(
+                    "{nh} output rows with weight stride {ldp} over {m} rows need {need} weights, got {}",
+                    p.len()
+                ),
+            });
+        }
+        // SAFETY: ISA checked at construction; shapes checked above.
+        unsafe { (self.common.weighted_rows)(p, ldp, rows, hd, out) };
+        Ok(())
     }
 
     /// `x[i] *= a`.

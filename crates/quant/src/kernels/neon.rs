@@ -151,6 +151,7 @@ pub(crate) fn common() -> CommonFns {
         quant_act: [scalar::quantize_act; 3],
         dot,
         axpy,
+        weighted_rows,
         scale,
         f16: convert::<NF16>,
         bf16: convert::<NBf16>,
@@ -407,6 +408,21 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     for j in i..n {
         y[j] += a * x[j];
     }
+}
+
+/// Weighted sums of rows (see `Kernels::weighted_rows`): one [`axpy`] per
+/// row and output row, rows in order.
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn weighted_rows(
+    p: &[f32],
+    ldp: usize,
+    rows: &[f32],
+    hd: usize,
+    out: &mut [f32],
+) {
+    // SAFETY: NEON is available (this function's own contract).
+    let axpy_neon = |a: f32, x: &[f32], y: &mut [f32]| unsafe { axpy(a, x, y) };
+    super::weighted_rows_by_axpy(axpy_neon, p, ldp, rows, hd, 0..hd, out);
 }
 
 /// `x *= a`.

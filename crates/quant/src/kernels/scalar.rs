@@ -69,6 +69,12 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Weighted sums of rows (see `Kernels::weighted_rows`): one [`axpy`] per
+/// row and output row, rows in order.
+pub(crate) fn weighted_rows(p: &[f32], ldp: usize, rows: &[f32], hd: usize, out: &mut [f32]) {
+    super::weighted_rows_by_axpy(axpy, p, ldp, rows, hd, 0..hd, out);
+}
+
 /// `x *= a`.
 pub(crate) fn scale(a: f32, x: &mut [f32]) {
     for v in x {

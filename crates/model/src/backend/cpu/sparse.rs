@@ -4,9 +4,10 @@
 //!
 //! Keys of one session and layer are exposed once per call as f32 row blocks
 //! ([`LayerKeys`]): borrowed from f32 storage, or decoded once from the compact
-//! storage; scores are matrix products of the query heads with those rows and
-//! the values (K = V) are accumulated with SIMD axpy. Nothing here scans the
-//! compressed rows a query does not attend.
+//! storage; scores are matrix products of the query heads with those rows,
+//! and the values (K = V) are accumulated as weighted sums of those rows by a
+//! register-tiled kernel. Nothing here scans the compressed rows a query does
+//! not attend.
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -220,16 +221,13 @@ pub(super) fn attend(
             *v *= inv;
         }
     }
-    out[..nh * hd].fill(0.0);
-    for j in 0..m {
-        let kj = if j < mw {
-            &win[j * hd..(j + 1) * hd]
-        } else {
-            &gathered[(j - mw) * hd..(j - mw + 1) * hd]
-        };
-        for hh in 0..nh {
-            k.axpy(p[hh * m + j], kj, &mut out[hh * hd..(hh + 1) * hd]);
-        }
+    // out[nh, hd] = P[nh, m] · [window rows; gathered rows], rows in order.
+    let out = &mut out[..nh * hd];
+    out.fill(0.0);
+    k.weighted_rows(&p, m, &win[..mw * hd], hd, out).map_err(kerr)?;
+    if mc > 0 {
+        k.weighted_rows(&p[mw..], m, &gathered[..mc * hd], hd, out)
+            .map_err(kerr)?;
     }
     Ok(())
 }

@@ -244,6 +244,83 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Weighted sums of rows (see `Kernels::weighted_rows`): tiles of two output
+/// rows × 32 columns stay in eight registers while every row `j` is added
+/// with one FMA per element, as [`axpy`] does; columns past the last whole
+/// tile and a last odd output row go through [`axpy`] itself.
+///
+/// # Safety
+/// AVX2 and FMA available; shapes as checked by `Kernels::weighted_rows`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn weighted_rows(
+    p: &[f32],
+    ldp: usize,
+    rows: &[f32],
+    hd: usize,
+    out: &mut [f32],
+) {
+    let (m, nh) = (rows.len() / hd, out.len() / hd);
+    let main = hd / 32 * 32;
+    let (pp, r, o) = (p.as_ptr(), rows.as_ptr(), out.as_mut_ptr());
+    let mut h0 = 0;
+    while h0 + 2 <= nh {
+        for d0 in (0..main).step_by(32) {
+            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
+            for (hh, a) in acc.iter_mut().enumerate() {
+                for (c, v) in a.iter_mut().enumerate() {
+                    // SAFETY: columns `d0 + 8c .. + 8 <= main <= hd` of row `h0 + hh < nh`.
+                    *v = unsafe { _mm256_loadu_ps(o.add((h0 + hh) * hd + d0 + 8 * c)) };
+                }
+            }
+            for j in 0..m {
+                // SAFETY: row `j < m`, columns below `main`.
+                let x: [__m256; 4] =
+                    std::array::from_fn(|c| unsafe { _mm256_loadu_ps(r.add(j * hd + d0 + 8 * c)) });
+                for (hh, a) in acc.iter_mut().enumerate() {
+                    // SAFETY: `(h0 + hh) · ldp + j < p.len()` (checked shapes).
+                    let w = _mm256_set1_ps(unsafe { *pp.add((h0 + hh) * ldp + j) });
+                    for c in 0..4 {
+                        a[c] = _mm256_fmadd_ps(w, x[c], a[c]);
+                    }
+                }
+            }
+            for (hh, a) in acc.iter().enumerate() {
+                for (c, v) in a.iter().enumerate() {
+                    // SAFETY: as the loads.
+                    unsafe { _mm256_storeu_ps(o.add((h0 + hh) * hd + d0 + 8 * c), *v) };
+                }
+            }
+        }
+        h0 += 2;
+    }
+    // SAFETY (both calls): AVX2 and FMA are available (this function's contract).
+    let axpy_avx2 = |a: f32, x: &[f32], y: &mut [f32]| unsafe { axpy(a, x, y) };
+    // Columns past the whole tiles of the paired rows.
+    if main < hd {
+        super::super::weighted_rows_by_axpy(
+            axpy_avx2,
+            p,
+            ldp,
+            rows,
+            hd,
+            main..hd,
+            &mut out[..h0 * hd],
+        );
+    }
+    // The last odd output row, all columns.
+    if h0 < nh {
+        super::super::weighted_rows_by_axpy(
+            axpy_avx2,
+            &p[h0 * ldp..],
+            ldp,
+            rows,
+            hd,
+            0..hd,
+            &mut out[h0 * hd..],
+        );
+    }
+}
+
 /// `x *= a`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) unsafe fn scale(a: f32, x: &mut [f32]) {

@@ -106,6 +106,7 @@ pub(crate) fn common() -> CommonFns {
         quant_act: [float::quantize_act; 3],
         dot: float::dot,
         axpy: float::axpy,
+        weighted_rows: float::weighted_rows,
         scale: float::scale,
         f16: float::convert::<LF16>,
         bf16: float::convert::<LBf16>,

@@ -258,6 +258,95 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
+/// Weighted sums of rows (see `Kernels::weighted_rows`): tiles of up to four
+/// output rows × 64 columns stay in sixteen registers while every row `j`
+/// is added with one FMA per element, as the masked-FMA [`axpy`] would.
+///
+/// # Safety
+/// AVX-512 F, FMA available; shapes as checked by `Kernels::weighted_rows`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn weighted_rows(
+    p: &[f32],
+    ldp: usize,
+    rows: &[f32],
+    hd: usize,
+    out: &mut [f32],
+) {
+    let nh = out.len() / hd;
+    let mut d0 = 0;
+    while d0 < hd {
+        // Columns `d0 + 16c ..` of this 64-column tile that exist.
+        let masks: [__mmask16; 4] = std::array::from_fn(|c| {
+            let left = hd.saturating_sub(d0 + 16 * c).min(16);
+            ((1u32 << left) - 1) as __mmask16
+        });
+        let mut h = 0;
+        while h + 4 <= nh {
+            // SAFETY: forwarded shapes; `h + 4 <= nh`.
+            unsafe { wr_tile::<4>(p, ldp, rows, hd, out, h, d0, masks) };
+            h += 4;
+        }
+        // SAFETY: as above, for the last `nh − h < 4` output rows.
+        unsafe {
+            match nh - h {
+                3 => wr_tile::<3>(p, ldp, rows, hd, out, h, d0, masks),
+                2 => wr_tile::<2>(p, ldp, rows, hd, out, h, d0, masks),
+                1 => wr_tile::<1>(p, ldp, rows, hd, out, h, d0, masks),
+                _ => {}
+            }
+        }
+        d0 += 64;
+    }
+}
+
+/// Output rows `h0 .. h0 + H`, columns `d0 .. d0 + 64` (masked) of
+/// [`weighted_rows`].
+///
+/// # Safety
+/// As [`weighted_rows`]; `h0 + H <= nh`, `masks` select columns below `hd`.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn wr_tile<const H: usize>(
+    p: &[f32],
+    ldp: usize,
+    rows: &[f32],
+    hd: usize,
+    out: &mut [f32],
+    h0: usize,
+    d0: usize,
+    masks: [__mmask16; 4],
+) {
+    let m = rows.len() / hd;
+    let o = out.as_mut_ptr();
+    let mut acc = [[_mm512_setzero_ps(); 4]; H];
+    for (hh, a) in acc.iter_mut().enumerate() {
+        for (c, v) in a.iter_mut().enumerate() {
+            // SAFETY: masked loads touch only columns below `hd` of row `h0 + hh < nh`.
+            *v = unsafe { _mm512_maskz_loadu_ps(masks[c], o.add((h0 + hh) * hd + d0 + 16 * c)) };
+        }
+    }
+    for j in 0..m {
+        // SAFETY: row `j < m`, masked columns below `hd`.
+        let x: [__m512; 4] = std::array::from_fn(|c| unsafe {
+            _mm512_maskz_loadu_ps(masks[c], rows.as_ptr().add(j * hd + d0 + 16 * c))
+        });
+        for (hh, a) in acc.iter_mut().enumerate() {
+            // SAFETY: `(h0 + hh) · ldp + j < p.len()` (checked shapes).
+            let w = _mm512_set1_ps(unsafe { *p.get_unchecked((h0 + hh) * ldp + j) });
+            for c in 0..4 {
+                a[c] = _mm512_fmadd_ps(w, x[c], a[c]);
+            }
+        }
+    }
+    for (hh, a) in acc.iter().enumerate() {
+        for (c, v) in a.iter().enumerate() {
+            // SAFETY: as the loads.
+            unsafe { _mm512_mask_storeu_ps(o.add((h0 + hh) * hd + d0 + 16 * c), masks[c], *v) };
+        }
+    }
+}
+
 /// `x *= a`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(crate) unsafe fn scale(a: f32, x: &mut [f32]) {

@@ -177,6 +177,7 @@ pub(crate) fn common() -> CommonFns {
         quant_act: [avx2_float::quantize_act; 3],
         dot: common::dot,
         axpy: common::axpy,
+        weighted_rows: common::weighted_rows,
         scale: common::scale,
         f16: avx2_float::convert::<LF16>,
         bf16: avx2_float::convert::<LBf16>,
