@@ -224,7 +224,8 @@ pub(super) fn attend(
     // out[nh, hd] = P[nh, m] · [window rows; gathered rows], rows in order.
     let out = &mut out[..nh * hd];
     out.fill(0.0);
-    k.weighted_rows(&p, m, &win[..mw * hd], hd, out).map_err(kerr)?;
+    k.weighted_rows(&p, m, &win[..mw * hd], hd, out)
+        .map_err(kerr)?;
     if mc > 0 {
         k.weighted_rows(&p[mw..], m, &gathered[..mc * hd], hd, out)
             .map_err(kerr)?;

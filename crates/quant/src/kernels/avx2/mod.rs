@@ -276,17 +276,33 @@ pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut Ou
     });
 }
 
-/// Activation pointers of every token of a Q8_K job.
-pub(crate) fn q8k_tokens(job: &MatmulJob<'_>) -> Vec<Q8KTok> {
+/// Activation pointers of the tokens of a Q8_K job of at most
+/// [`INVARIANT_ROWS`] tokens (the row-at-a-time kernels' batches), on the
+/// stack: no allocation per call on the decode path. Entries past the job's
+/// tokens are null and never read.
+pub(crate) fn q8k_tokens(job: &MatmulJob<'_>) -> [Q8KTok; INVARIANT_ROWS] {
     let (qs, stride, d, bs) = job.act.planes();
     let (nsb, n16) = (job.k / QK_K, job.k / 16);
-    (0..job.act.n())
-        .map(|t| Q8KTok {
-            qs: qs[t * stride..].as_ptr().cast(),
-            d: d[t * nsb..].as_ptr(),
-            bs: bs[t * n16..].as_ptr(),
-        })
-        .collect()
+    let n = job.act.n();
+    debug_assert!(
+        n <= INVARIANT_ROWS,
+        "row kernels take at most INVARIANT_ROWS tokens"
+    );
+    std::array::from_fn(|t| {
+        if t < n {
+            Q8KTok {
+                qs: qs[t * stride..].as_ptr().cast(),
+                d: d[t * nsb..].as_ptr(),
+                bs: bs[t * n16..].as_ptr(),
+            }
+        } else {
+            Q8KTok {
+                qs: std::ptr::null(),
+                d: std::ptr::null(),
+                bs: std::ptr::null(),
+            }
+        }
+    })
 }
 
 /// Unpacks one row of super-blocks.
