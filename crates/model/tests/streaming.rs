@@ -48,12 +48,16 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 fn backend(exact: bool) -> CpuBackend {
+    backend_kv(exact, KvFormat::F32)
+}
+
+fn backend_kv(exact: bool, kv_format: KvFormat) -> CpuBackend {
     CpuBackend::new(
         Kernels::detect(),
         CpuOptions {
             threads: 2,
             exact,
-            kv_format: KvFormat::F32,
+            kv_format,
             raw_history: 0,
         },
     )
@@ -73,6 +77,24 @@ fn chunked_prefill_and_decode_match_full_prefill() {
             let d = max_diff(&full, &got);
             assert!(d < 1e-4, "qat={qat} chunk={chunk}: max |Δ| = {d}");
         }
+    }
+}
+
+/// Compact KV rows are read two ways: a prefill chunk decodes every visible
+/// compressed row once, a single query gathers only its top-k rows (the tiny
+/// model selects 8 of up to 75). Both must give the same attention; under
+/// QAT the compact rows are lossless, so the f32 tolerance applies.
+#[test]
+fn chunked_prefill_with_compact_kv_matches_full_prefill() {
+    let model = tiny_model(true, "f32");
+    let be = backend_kv(true, KvFormat::Compact);
+    let toks = tokens(300);
+    let full = run_chunked(&model, &be, &toks, toks.len());
+    assert!(full.iter().all(|v| v.is_finite()));
+    for chunk in [1, 3, 64] {
+        let got = run_chunked(&model, &be, &toks, chunk);
+        let d = max_diff(&full, &got);
+        assert!(d < 1e-4, "compact KV, chunk={chunk}: max |Δ| = {d}");
     }
 }
 

@@ -64,7 +64,19 @@ impl<'a> LayerKeys<'a> {
         let (comp, comp_store) = match (lc.kind, ls.comp.as_ref()) {
             (LayerKind::Csa, Some(c)) => match c.rows.rows_f32(0, c.rows.len()) {
                 Some(s) => (Cow::Borrowed(s), None),
-                None => (Cow::Borrowed(&[][..]), Some(&c.rows)),
+                None => {
+                    // Compact rows: decode every visible row once when the
+                    // queries of this call would together decode at least as
+                    // many (a prefill chunk), else gather only the selected
+                    // rows of each query (decode). Both use the same decoder.
+                    let n_vis = ((hi + 1) / lc.ratio.max(1)).min(c.rows.len());
+                    let queries = hi + 1 - lo.min(hi);
+                    if queries * cfg.index_topk.min(n_vis) >= n_vis {
+                        (c.rows.rows_cow(0, n_vis), None)
+                    } else {
+                        (Cow::Borrowed(&[][..]), Some(&c.rows))
+                    }
+                }
             },
             (_, Some(c)) => (
                 c.rows
