@@ -20,6 +20,11 @@ use crate::model::Model;
 use crate::numerics::{inv_rms, rms_norm};
 use crate::weights::{HcWeights, LayerWeights};
 
+/// Token counts from which the per-token hyper-connection work (mix,
+/// collapse, expand) is spread over the threads; decode steps stay on the
+/// calling thread.
+const PAR_TOKENS: usize = 8;
+
 /// Construction options of the CPU backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CpuOptions {
@@ -203,12 +208,9 @@ impl Backend for CpuBackend {
         let mut mm = bufs::Buf::zeros(n * mix);
         self.pool
             .install(|| self.linear(model, &hcw.func, x, n, &mut mm))?;
-        let mut out = HcMix {
-            pre: vec![0.0; h],
-            post: vec![0.0; h],
-            comb: vec![0.0; h * h],
-        };
-        for i in 0..n {
+        // One token: mix weights from its row of `mm`, then the collapsed,
+        // normalised input; tokens are independent.
+        let one = |i: usize, ai: &mut [f32], pi: &mut [f32], ci: &mut [f32], out: &mut HcMix| {
             let xi = &x[i * h * d..(i + 1) * h * d];
             let s = inv_rms(xi, cfg.rms_eps);
             let mi: Vec<f32> = mm[i * mix..(i + 1) * mix].iter().map(|v| v * s).collect();
@@ -219,13 +221,37 @@ impl Backend for CpuBackend {
                 h,
                 cfg.hc_sinkhorn_iters,
                 cfg.hc_eps,
-                &mut out,
+                out,
             );
-            let ai = &mut a[i * d..(i + 1) * d];
             hc::collapse(xi, &out.pre, ai);
             rms_norm(ai, norm, cfg.rms_eps);
-            post[i * h..(i + 1) * h].copy_from_slice(&out.post);
-            comb[i * h * h..(i + 1) * h * h].copy_from_slice(&out.comb);
+            pi.copy_from_slice(&out.post);
+            ci.copy_from_slice(&out.comb);
+        };
+        let new_mix = || HcMix {
+            pre: vec![0.0; h],
+            post: vec![0.0; h],
+            comb: vec![0.0; h * h],
+        };
+        let chunks = a[..n * d]
+            .chunks_mut(d)
+            .zip(post[..n * h].chunks_mut(h))
+            .zip(comb[..n * h * h].chunks_mut(h * h));
+        if n < PAR_TOKENS {
+            let mut out = new_mix();
+            for (i, ((ai, pi), ci)) in chunks.enumerate() {
+                one(i, ai, pi, ci, &mut out);
+            }
+        } else {
+            use rayon::prelude::*;
+            self.pool.install(|| {
+                a[..n * d]
+                    .par_chunks_mut(d)
+                    .zip(post[..n * h].par_chunks_mut(h))
+                    .zip(comb[..n * h * h].par_chunks_mut(h * h))
+                    .enumerate()
+                    .for_each_init(new_mix, |out, (i, ((ai, pi), ci))| one(i, ai, pi, ci, out));
+            });
         }
         Ok(())
     }
@@ -241,17 +267,29 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         let cfg = &model.cfg;
         let (d, h) = (cfg.n_embd, cfg.hc_mult);
-        let mut tmp = vec![0.0f32; h * d];
-        for i in 0..n {
-            let xi = &mut x[i * h * d..(i + 1) * h * d];
+        let one = |i: usize, xi: &mut [f32], tmp: &mut Vec<f32>| {
             hc::expand(
                 xi,
                 &o[i * d..(i + 1) * d],
                 &post[i * h..(i + 1) * h],
                 &comb[i * h * h..(i + 1) * h * h],
-                &mut tmp,
+                tmp,
             );
-            xi.copy_from_slice(&tmp);
+            xi.copy_from_slice(tmp);
+        };
+        let x = &mut x[..n * h * d];
+        if n < PAR_TOKENS {
+            let mut tmp = vec![0.0f32; h * d];
+            for (i, xi) in x.chunks_mut(h * d).enumerate() {
+                one(i, xi, &mut tmp);
+            }
+        } else {
+            use rayon::prelude::*;
+            self.pool.install(|| {
+                x.par_chunks_mut(h * d)
+                    .enumerate()
+                    .for_each_init(|| vec![0.0f32; h * d], |tmp, (i, xi)| one(i, xi, tmp));
+            });
         }
         Ok(())
     }
