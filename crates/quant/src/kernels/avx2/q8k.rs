@@ -67,6 +67,10 @@ pub(crate) trait Avx2Unpack {
     const BIAS: bool;
     /// Whether each scale covers 32 elements (two sub-blocks of 16).
     const SCALE32: bool = false;
+    /// Whether every code times its sub-block scale fits a byte (Q2_K:
+    /// `3 · 15 = 45`), so the scales can be folded into the codes
+    /// ([`super::tlk::fold_scales`]).
+    const FOLDABLE: bool = false;
     /// Unpacks the super-block at `p` into `out`.
     unsafe fn unpack(p: *const u8, out: &mut SbUnpacked);
     /// Fused row × `T` tokens kernel (see [`super::q8k_fused`]).
@@ -189,6 +193,8 @@ impl Avx2Unpack for UnQ2K {
     const BYTES: usize = 84;
     const MIN: bool = true;
     const BIAS: bool = false;
+    // Codes are 2-bit, scales 4-bit nibbles: products ≤ 45.
+    const FOLDABLE: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn unpack(p: *const u8, out: &mut SbUnpacked) {

@@ -98,11 +98,41 @@ unsafe fn tile_rows<const R: usize, const MIN: bool, const BIAS: bool>(
 /// not fit the sixteen registers).
 const ROWS: usize = 2;
 
+/// Folds the sub-block scales of unpacked super-blocks into their codes:
+/// `u ← u · sc`, then every scale 1, so each block still describes exactly
+/// the same weights and the tokens-in-lanes kernels need no per-sub-block
+/// multiply. Only for types whose `u · sc` fits a byte
+/// ([`Avx2Unpack::FOLDABLE`]).
+///
+/// One `vpmullw` per 32 codes does it: a word of two codes `u₀ + 256 u₁`
+/// times the pre-broadcast scale of their sub-block is `u₀ sc + 256 u₁ sc`
+/// with no carry between the bytes (both products ≤ 255).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn fold_scales(sbs: &mut [SbUnpacked]) {
+    let one = _mm256_set1_epi16(1);
+    for sb in sbs {
+        for c in 0..8 {
+            // SAFETY: chunk `c` is 32 code bytes and 16 i16 scales (the
+            // struct holds 256 codes and 128 scales); unaligned accesses.
+            unsafe {
+                let u = sb.u.as_mut_ptr().add(32 * c).cast::<__m256i>();
+                let sc = sb.sc.as_mut_ptr().add(16 * c).cast::<__m256i>();
+                let v = _mm256_mullo_epi16(_mm256_loadu_si256(u), _mm256_loadu_si256(sc));
+                _mm256_storeu_si256(u, v);
+                _mm256_storeu_si256(sc, one);
+            }
+        }
+        sb.sc32 = [1; 16];
+    }
+}
+
 /// The driver shared by the AVX2 and AVX-512 tokens-in-lanes Q8_K kernels:
 /// builds the activation panel (tiles of `wide` lanes, the rest in one of
 /// `narrow` lanes if it fits), unpacks `R` weight rows at a time into pooled
-/// scratch, and calls `run(rows, g, panel, r0)` for each group of `g` rows
-/// starting at row `r0` (`rows[g..]` repeat the last row and must be
+/// scratch (with the scales folded into the codes when `fold`, see
+/// [`fold_scales`]), and calls `run(rows, g, panel, r0)` for each group of
+/// `g` rows starting at row `r0` (`rows[g..]` repeat the last row and must be
 /// ignored).
 ///
 /// # Safety
@@ -113,6 +143,7 @@ pub(crate) unsafe fn drive<U: Avx2Unpack, const R: usize>(
     job: &MatmulJob<'_>,
     wide: usize,
     narrow: usize,
+    fold: bool,
     mut run: impl FnMut(&[*const SbUnpacked; R], usize, &Q8KPanel<'_>, usize),
 ) {
     let nsb = job.k / QK_K;
@@ -136,6 +167,9 @@ pub(crate) unsafe fn drive<U: Avx2Unpack, const R: usize>(
                 unsafe {
                     let row = base.add((r0 + i) * job.row_bytes);
                     unpack_row::<U>(row, &mut pool.sbs[i * nsb..(i + 1) * nsb]);
+                }
+                if fold {
+                    fold_scales(&mut pool.sbs[i * nsb..(i + 1) * nsb]);
                 }
             }
             let rows: [*const SbUnpacked; R] =
@@ -184,5 +218,5 @@ pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut Ou
         }
     };
     // SAFETY: forwarded contract.
-    unsafe { drive::<U, ROWS>(job, 8, 8, run) };
+    unsafe { drive::<U, ROWS>(job, 8, 8, false, run) };
 }

@@ -11,6 +11,9 @@
 //! `vpdpbusd` of a broadcast 4-byte code group with the panel give `Σ u a`
 //! for all lanes; one `vpmulld` by the sub-block scale folds it into the
 //! super-block sum (types with 32-element scales fold every eight groups).
+//! Q2_K's scales are instead folded into its codes when the rows are
+//! unpacked (`3 · 15` fits a byte, see `avx2::tlk::fold_scales`), so its 64
+//! groups accumulate with no multiply at all.
 //! The activation-sum term `Σ_i m_i · bsum_i` (mins, or the code offset's
 //! `off · sc_i`) takes eight `vpdpwssd` of broadcast i16 pairs with the
 //! panel's sum pairs. All of this is exact i32 arithmetic, the same integers
@@ -31,7 +34,9 @@ use super::tl::{Lanes, Y8, Z16};
 
 /// `R` rows (`rows[i]`: their `nsb` unpacked super-blocks) × one tile.
 /// `SUB`: 4-byte code groups per scale (4 for 16-element sub-blocks, 8 when
-/// pairs of sub-blocks share a scale).
+/// pairs of sub-blocks share a scale). `FOLDED`: the scales were folded into
+/// the codes and are all 1 (`fold_scales`), so there is no multiply and the
+/// two partial sums run over the whole super-block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn tile_rows<
@@ -40,6 +45,7 @@ unsafe fn tile_rows<
     const MIN: bool,
     const BIAS: bool,
     const SUB: usize,
+    const FOLDED: bool,
 >(
     rows: &[*const SbUnpacked; R],
     panel: &Q8KPanel<'_>,
@@ -55,9 +61,12 @@ unsafe fn tile_rows<
             let codes = panel.codes(tile, s);
             let sb: [&SbUnpacked; R] = std::array::from_fn(|i| &*rows[i].add(s));
             let mut acc = [V::splat(0); R];
+            // Two partial sums per row halve the `vpdpbusd` chains.
+            let mut part = [[V::splat(0); 2]; R];
             for q in 0..64 / SUB {
-                // Two partial sums per row halve the `vpdpbusd` chains.
-                let mut part = [[V::splat(0); 2]; R];
+                if !FOLDED {
+                    part = [[V::splat(0); 2]; R];
+                }
                 for u in 0..SUB {
                     let g = q * SUB + u;
                     let a = V::load(codes.add(g * 4 * V::L));
@@ -66,9 +75,16 @@ unsafe fn tile_rows<
                         part[i][u % 2] = V::dpbusd(part[i][u % 2], V::splat(w), a);
                     }
                 }
+                if !FOLDED {
+                    for i in 0..R {
+                        let sc = V::splat(sb[i].sc32[q * SUB / 4]);
+                        acc[i] = V::add(acc[i], V::mullo(V::add(part[i][0], part[i][1]), sc));
+                    }
+                }
+            }
+            if FOLDED {
                 for i in 0..R {
-                    let sc = V::splat(sb[i].sc32[q * SUB / 4]);
-                    acc[i] = V::add(acc[i], V::mullo(V::add(part[i][0], part[i][1]), sc));
+                    acc[i] = V::add(part[i][0], part[i][1]);
                 }
             }
             let sums = panel.sums(tile, s);
@@ -103,7 +119,7 @@ const ROWS: usize = 4;
 /// Runs every tile of `panel` over the `g` unpacked rows `rows[..g]`.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn run_rows<const MIN: bool, const BIAS: bool, const SUB: usize>(
+unsafe fn run_rows<const MIN: bool, const BIAS: bool, const SUB: usize, const FOLDED: bool>(
     rows: &[*const SbUnpacked; ROWS],
     g: usize,
     panel: &Q8KPanel<'_>,
@@ -119,9 +135,9 @@ unsafe fn run_rows<const MIN: bool, const BIAS: bool, const SUB: usize>(
                 // SAFETY: forwarded contract.
                 unsafe {
                     if tile.lanes == 16 {
-                        tile_rows::<Z16, $r, MIN, BIAS, SUB>(&rs, panel, tile, &mut part);
+                        tile_rows::<Z16, $r, MIN, BIAS, SUB, FOLDED>(&rs, panel, tile, &mut part);
                     } else {
-                        tile_rows::<Y8, $r, MIN, BIAS, SUB>(&rs, panel, tile, &mut part);
+                        tile_rows::<Y8, $r, MIN, BIAS, SUB, FOLDED>(&rs, panel, tile, &mut part);
                     }
                 }
                 res[..$r].copy_from_slice(&part);
@@ -148,13 +164,17 @@ pub(crate) unsafe fn matmul_q8k<U: Avx2Unpack>(job: &MatmulJob<'_>, out: &mut Ou
         // SAFETY: `rows[..g]` hold `nsb` unpacked super-blocks each.
         unsafe {
             match (U::MIN, U::BIAS, U::SCALE32) {
-                (true, _, true) => run_rows::<true, false, 8>(rows, g, panel, r0, out),
-                (true, _, false) => run_rows::<true, false, 4>(rows, g, panel, r0, out),
-                (false, _, true) => run_rows::<false, true, 8>(rows, g, panel, r0, out),
-                (false, _, false) => run_rows::<false, true, 4>(rows, g, panel, r0, out),
+                _ if U::FOLDABLE && U::MIN => {
+                    run_rows::<true, false, 8, true>(rows, g, panel, r0, out)
+                }
+                _ if U::FOLDABLE => run_rows::<false, true, 8, true>(rows, g, panel, r0, out),
+                (true, _, true) => run_rows::<true, false, 8, false>(rows, g, panel, r0, out),
+                (true, _, false) => run_rows::<true, false, 4, false>(rows, g, panel, r0, out),
+                (false, _, true) => run_rows::<false, true, 8, false>(rows, g, panel, r0, out),
+                (false, _, false) => run_rows::<false, true, 4, false>(rows, g, panel, r0, out),
             }
         }
     };
     // SAFETY: forwarded contract (AVX2 is implied by the features above).
-    unsafe { crate::kernels::avx2::tlk::drive::<U, ROWS>(job, 16, 8, run) };
+    unsafe { crate::kernels::avx2::tlk::drive::<U, ROWS>(job, 16, 8, U::FOLDABLE, run) };
 }
