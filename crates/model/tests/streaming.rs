@@ -64,6 +64,14 @@ fn backend_kv(exact: bool, kv_format: KvFormat) -> CpuBackend {
     .unwrap()
 }
 
+/// Logit tolerance between runs that use different kernels (long against
+/// short batches) under QAT. The kernels round differently by ~1e-7, and a
+/// value that lands that close to an E4M3 rounding boundary of the FP8 KV
+/// simulation moves by a whole rounding step (up to 1/16 of it) in one run
+/// only: measured jumps of the logits (magnitude ~3) are ~2e-4. Without
+/// QAT, and between runs of the same kernels, the checks are 1e-4 and exact.
+const QAT_TOLERANCE: f32 = 2e-3;
+
 #[test]
 fn chunked_prefill_and_decode_match_full_prefill() {
     for qat in [false, true] {
@@ -75,15 +83,17 @@ fn chunked_prefill_and_decode_match_full_prefill() {
         for chunk in [1, 3, 64] {
             let got = run_chunked(&model, &be, &toks, chunk);
             let d = max_diff(&full, &got);
-            assert!(d < 1e-4, "qat={qat} chunk={chunk}: max |Δ| = {d}");
+            let tol = if qat { QAT_TOLERANCE } else { 1e-4 };
+            assert!(d < tol, "qat={qat} chunk={chunk}: max |Δ| = {d}");
         }
     }
 }
 
 /// Compact KV rows are read two ways: a prefill chunk decodes every visible
 /// compressed row once, a single query gathers only its top-k rows (the tiny
-/// model selects 8 of up to 75). Both must give the same attention; under
-/// QAT the compact rows are lossless, so the f32 tolerance applies.
+/// model selects 8 of up to 75). Both must give the same attention: a wrong
+/// or shifted row moves the logits by far more than the QAT tolerance of
+/// runs with different kernels (see [`QAT_TOLERANCE`]).
 #[test]
 fn chunked_prefill_with_compact_kv_matches_full_prefill() {
     let model = tiny_model(true, "f32");
@@ -94,8 +104,50 @@ fn chunked_prefill_with_compact_kv_matches_full_prefill() {
     for chunk in [1, 3, 64] {
         let got = run_chunked(&model, &be, &toks, chunk);
         let d = max_diff(&full, &got);
-        assert!(d < 1e-4, "compact KV, chunk={chunk}: max |Δ| = {d}");
+        assert!(
+            d < QAT_TOLERANCE,
+            "compact KV, chunk={chunk}: max |Δ| = {d}"
+        );
     }
+}
+
+/// Logits of every position of `toks`: the first `prefill` tokens in one
+/// call, then one token per call.
+fn run_prefill_then_decode(
+    model: &Model,
+    be: &CpuBackend,
+    toks: &[u32],
+    prefill: usize,
+) -> Vec<f32> {
+    let mut st = be.new_state(model);
+    let (mut scratch, mut logits, mut all) = (Scratch::default(), Vec::new(), Vec::new());
+    let mut feed = |range: std::ops::Range<usize>| {
+        let rows: Vec<RowMeta> = range
+            .map(|p| RowMeta {
+                seq: 0,
+                token: toks[p],
+                pos: p,
+            })
+            .collect();
+        let sel: Vec<usize> = (0..rows.len()).collect();
+        forward(
+            model,
+            be,
+            &rows,
+            &mut [&mut st],
+            &sel,
+            &mut logits,
+            &mut scratch,
+            None,
+        )
+        .unwrap();
+        all.extend_from_slice(&logits);
+    };
+    feed(0..prefill);
+    for p in prefill..toks.len() {
+        feed(p..p + 1);
+    }
+    all
 }
 
 #[test]
@@ -110,9 +162,12 @@ fn interleaved_sessions_match_separate_runs() {
                 .collect()
         })
         .collect();
+    // Each session alone, fed the same way: one 10-token prefill, then one
+    // token per call. Batched decode rows get the bits of single-row calls
+    // (`INVARIANT_ROWS`), so the logits must be identical, not just close.
     let solo: Vec<Vec<f32>> = seqs
         .iter()
-        .map(|s| run_chunked(&model, &be, s, 5))
+        .map(|s| run_prefill_then_decode(&model, &be, s, 10))
         .collect();
     // Prefill each with its first 10 tokens, then decode all three together.
     let mut states: Vec<_> = (0..3).map(|_| be.new_state(&model)).collect();
@@ -175,7 +230,12 @@ fn interleaved_sessions_match_separate_runs() {
     }
     for s in 0..3 {
         let d = max_diff(&solo[s], &got[s]);
-        assert!(d < 1e-4, "session {s}: {d}");
+        assert_eq!(d, 0.0, "session {s}: max |Δ| = {d}");
+    }
+    // And close to the session fed in chunks of 5 (other kernels).
+    for (s, seq) in seqs.iter().enumerate() {
+        let d = max_diff(&run_chunked(&model, &be, seq, 5), &got[s]);
+        assert!(d < QAT_TOLERANCE, "session {s} against chunks of 5: {d}");
     }
 }
 

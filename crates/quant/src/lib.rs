@@ -43,6 +43,7 @@ pub mod blocks;
 mod error;
 mod kernels;
 pub mod out;
+mod rows;
 pub mod tables;
 
 pub use act::{ActBuf, ActType, ActView, Q8_0Row, Q8KRow, act_type_for};
@@ -50,3 +51,4 @@ pub use blocks::{QuantBlock, WEIGHT_TYPES};
 pub use error::QuantError;
 pub use kernels::{INVARIANT_ROWS, Isa, Kernels};
 pub use out::OutCols;
+pub use rows::RowSet;

@@ -44,6 +44,7 @@ use crate::act::{ActBuf, ActType, ActView, act_type_for};
 use crate::blocks::{WEIGHT_TYPES, slot_of, with_block};
 use crate::error::QuantError;
 use crate::out::OutCols;
+use crate::rows::RowSet;
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
@@ -218,9 +219,12 @@ pub(crate) type QuantActFn = unsafe fn(&[f32], &mut ActBuf);
 pub(crate) type DotFn = unsafe fn(&[f32], &[f32]) -> f32;
 pub(crate) type AxpyFn = unsafe fn(f32, &[f32], &mut [f32]);
 pub(crate) type ScaleFn = unsafe fn(f32, &mut [f32]);
-/// `(p, ldp, rows, hd, out)`: see [`Kernels::weighted_rows`]; shapes checked
+/// `(p, ldp, rows, out)`: see [`Kernels::weighted_rows`]; shapes checked
 /// by the caller.
-pub(crate) type WeightedRowsFn = unsafe fn(&[f32], usize, &[f32], usize, &mut [f32]);
+pub(crate) type WeightedRowsFn = unsafe fn(&[f32], usize, RowSet<'_>, &mut [f32]);
+/// `(q, rows, out, ldo, col0)`: see [`Kernels::scores`]; shapes checked by
+/// the caller.
+pub(crate) type ScoresFn = unsafe fn(&[f32], RowSet<'_>, &mut [f32], usize, usize);
 pub(crate) type CvtFn = unsafe fn(&[u8], &mut [f32]);
 
 const NSLOT: usize = WEIGHT_TYPES.len();
@@ -235,6 +239,7 @@ pub(crate) struct CommonFns {
     pub dot: DotFn,
     pub axpy: AxpyFn,
     pub weighted_rows: WeightedRowsFn,
+    pub scores: ScoresFn,
     pub scale: ScaleFn,
     pub f16: CvtFn,
     pub bf16: CvtFn,
@@ -247,13 +252,13 @@ pub(crate) fn weighted_rows_by_axpy(
     axpy: impl Fn(f32, &[f32], &mut [f32]),
     p: &[f32],
     ldp: usize,
-    rows: &[f32],
-    hd: usize,
+    rows: RowSet<'_>,
     cols: Range<usize>,
     out: &mut [f32],
 ) {
-    for (j, row) in rows.chunks_exact(hd).enumerate() {
-        for (h, o) in out.chunks_exact_mut(hd).enumerate() {
+    for j in 0..rows.len() {
+        let row = rows.row(j);
+        for (h, o) in out.chunks_exact_mut(rows.hd()).enumerate() {
             axpy(p[h * ldp + j], &row[cols.clone()], &mut o[cols.clone()]);
         }
     }
@@ -289,6 +294,7 @@ fn scalar_common() -> CommonFns {
         dot: scalar::dot,
         axpy: scalar::axpy,
         weighted_rows: scalar::weighted_rows,
+        scores: scalar::scores,
         scale: scalar::scale,
         f16: scalar::f16_to_f32,
         bf16: scalar::bf16_to_f32,
@@ -487,7 +493,13 @@ impl Kernels {
         if act.n() == 0 || rows.is_empty() {
             return Ok(());
         }
-        let chunk = token_chunk(k, if expected == ActType::F32 { 4 } else { 1 });
+        let chunk = match expected {
+            ActType::F32 => token_chunk(k, 4, CHUNK_BYTES),
+            ActType::Q8_0 => token_chunk(k, 1, CHUNK_BYTES),
+            // The Q8_K-family rows are unpacked once per chunk: a longer
+            // chunk spreads that over more tokens.
+            ActType::Q8_K => token_chunk(k, 1, 2 * CHUNK_BYTES),
+        };
         for t0 in (0..act.n()).step_by(chunk) {
             let nt = chunk.min(act.n() - t0);
             let job = MatmulJob {
@@ -529,7 +541,7 @@ impl Kernels {
         }
         let nrows = rows.len();
         if let Some(fi) = float_index(ty) {
-            let chunk = token_chunk(k, 4);
+            let chunk = token_chunk(k, 4, CHUNK_BYTES);
             for t0 in (0..n).step_by(chunk) {
                 let nt = chunk.min(n - t0);
                 let xs = &x[t0 * k..(t0 + nt) * k];
@@ -624,32 +636,28 @@ impl Kernels {
     }
 
     /// Weighted sums of rows: `out[h] += Σ_j p[h · ldp + j] · rows[j]` for
-    /// every output row `h` of `out: [nh, hd]`, with `rows: [m, hd]` and the
-    /// weights of row `h` at `p[h · ldp .. h · ldp + m]` (attention's
-    /// probabilities times values). Each element is updated exactly as
-    /// [`Kernels::axpy`] calls for `j = 0, 1, …` would update it (the same
-    /// operations in the same order, so the same bits); the SIMD tables keep
-    /// a tile of `out` in registers across all `j` instead of reading and
-    /// writing it once per row.
+    /// every output row `h` of `out: [nh, hd]`, with `m = rows.len()` rows
+    /// of `hd = rows.hd()` floats and the weights of row `h` at
+    /// `p[h · ldp .. h · ldp + m]` (attention's probabilities times values).
+    /// Each element is updated exactly as [`Kernels::axpy`] calls for `j =
+    /// 0, 1, …` would update it (the same operations in the same order, so
+    /// the same bits); the SIMD tables keep a tile of `out` in registers
+    /// across all `j` instead of reading and writing it once per row.
     pub fn weighted_rows(
         &self,
         p: &[f32],
         ldp: usize,
-        rows: &[f32],
-        hd: usize,
+        rows: RowSet<'_>,
         out: &mut [f32],
     ) -> Result<(), QuantError> {
-        if hd == 0 || !rows.len().is_multiple_of(hd) || !out.len().is_multiple_of(hd) {
+        let hd = rows.hd();
+        if !out.len().is_multiple_of(hd) {
             return Err(QuantError::BadShape {
                 what: "weighted rows",
-                reason: format!(
-                    "row length {hd} must be positive and divide the rows ({}) and the output ({})",
-                    rows.len(),
-                    out.len()
-                ),
+                reason: format!("row length {hd} must divide the output ({})", out.len()),
             });
         }
-        let (m, nh) = (rows.len() / hd, out.len() / hd);
+        let (m, nh) = (rows.len(), out.len() / hd);
         if m == 0 || nh == 0 {
             return Ok(());
         }
@@ -670,7 +678,59 @@ impl Kernels {
             });
         }
         // SAFETY: ISA checked at construction; shapes checked above.
-        unsafe { (self.common.weighted_rows)(p, ldp, rows, hd, out) };
+        unsafe { (self.common.weighted_rows)(p, ldp, rows, out) };
+        Ok(())
+    }
+
+    /// Scores of query rows against a set of rows: `out[h · ldo + col0 + j]
+    /// = Σ_d q[h · hd + d] · rows[j][d]` for every query row `h` of `q:
+    /// [nh, hd]` and row `j` of `rows` (attention's `q · kᵀ`, before any
+    /// scaling). Every table computes each score the same way, so all give
+    /// the same bits: per block of [`SCORE_BLOCK`] elements one fused
+    /// multiply-add per element in order from zero, then the blocks' sums
+    /// added in order (short chains: the rounding error grows with the
+    /// block, not the row length). The SIMD tables put query rows in lanes
+    /// and broadcast the key elements, so there is no horizontal sum.
+    pub fn scores(
+        &self,
+        q: &[f32],
+        rows: RowSet<'_>,
+        out: &mut [f32],
+        ldo: usize,
+        col0: usize,
+    ) -> Result<(), QuantError> {
+        let hd = rows.hd();
+        if !q.len().is_multiple_of(hd) {
+            return Err(QuantError::BadShape {
+                what: "scores",
+                reason: format!("row length {hd} must divide the queries ({})", q.len()),
+            });
+        }
+        let (m, nh) = (rows.len(), q.len() / hd);
+        if m == 0 || nh == 0 {
+            return Ok(());
+        }
+        if col0 + m > ldo {
+            return Err(QuantError::BadShape {
+                what: "scores",
+                reason: format!(
+                    "columns {col0}..{} do not fit the output stride {ldo}",
+                    col0 + m
+                ),
+            });
+        }
+        let need = (nh - 1) * ldo + col0 + m;
+        if out.len() < need {
+            return Err(QuantError::BadShape {
+                what: "scores",
+                reason: format!(
+                    "{nh} query rows with output stride {ldo} need {need} floats, got {}",
+                    out.len()
+                ),
+            });
+        }
+        // SAFETY: ISA checked at construction; shapes checked above.
+        unsafe { (self.common.scores)(q, rows, out, ldo, col0) };
         Ok(())
     }
 
@@ -697,14 +757,20 @@ impl Kernels {
     }
 }
 
+/// Elements per fused multiply-add chain of [`Kernels::scores`].
+pub(crate) const SCORE_BLOCK: usize = 32;
+
+/// Activation bytes of one pass over the weights (see [`token_chunk`]).
+const CHUNK_BYTES: usize = 256 << 10;
+
 /// Tokens processed per pass over the weights when a batch is long: enough
 /// that the activations of one pass (`tokens · k · elem_bytes`) stay within
-/// about 256 KiB of L2 while every weight row streams over them. Short
-/// batches (the usual decode case) are one pass, so each weight byte is read
-/// from memory once; long prefill batches read the weights once per chunk,
-/// which costs little because they are compute bound.
-fn token_chunk(k: usize, elem_bytes: usize) -> usize {
-    let fit = (256 << 10) / (k * elem_bytes).max(1);
+/// about `budget` bytes of L2 while every weight row streams over them.
+/// Short batches (the usual decode case) are one pass, so each weight byte is
+/// read from memory once; long prefill batches read the weights once per
+/// chunk, which costs little because they are compute bound.
+fn token_chunk(k: usize, elem_bytes: usize, budget: usize) -> usize {
+    let fit = budget / (k * elem_bytes).max(1);
     (fit / 8 * 8).max(16)
 }
 

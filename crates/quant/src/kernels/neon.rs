@@ -26,6 +26,7 @@ use crate::blocks::{
 use crate::kernels::unpack::{SbUnpacked, Unpack};
 use crate::kernels::{CommonFns, DequantFn, FloatJob, MatmulFn, MatmulJob, scalar};
 use crate::out::OutCols;
+use crate::rows::RowSet;
 use crate::tables::{KVALUES_MXFP4, e8m0_to_f32_half};
 
 /// A block type's NEON table entries.
@@ -152,6 +153,8 @@ pub(crate) fn common() -> CommonFns {
         dot,
         axpy,
         weighted_rows,
+        // The portable definition: `f32::mul_add` is one NEON `fmadd`.
+        scores: scalar::scores,
         scale,
         f16: convert::<NF16>,
         bf16: convert::<NBf16>,
@@ -413,16 +416,10 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 /// Weighted sums of rows (see `Kernels::weighted_rows`): one [`axpy`] per
 /// row and output row, rows in order.
 #[target_feature(enable = "neon")]
-pub(crate) unsafe fn weighted_rows(
-    p: &[f32],
-    ldp: usize,
-    rows: &[f32],
-    hd: usize,
-    out: &mut [f32],
-) {
+pub(crate) unsafe fn weighted_rows(p: &[f32], ldp: usize, rows: RowSet<'_>, out: &mut [f32]) {
     // SAFETY: NEON is available (this function's own contract).
     let axpy_neon = |a: f32, x: &[f32], y: &mut [f32]| unsafe { axpy(a, x, y) };
-    super::weighted_rows_by_axpy(axpy_neon, p, ldp, rows, hd, 0..hd, out);
+    super::weighted_rows_by_axpy(axpy_neon, p, ldp, rows, 0..rows.hd(), out);
 }
 
 /// `x *= a`.

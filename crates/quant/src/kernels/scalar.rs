@@ -9,8 +9,10 @@
 
 use crate::act::{ActBuf, quantize_act_scalar};
 use crate::blocks::{QuantBlock, dequantize_blocks_ref};
+use crate::kernels::SCORE_BLOCK;
 use crate::kernels::{FloatJob, MatmulJob};
 use crate::out::OutCols;
+use crate::rows::RowSet;
 
 /// Reference matmul over the rows of `job` for block type `B`.
 pub(crate) fn matmul<B: QuantBlock>(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
@@ -71,8 +73,28 @@ pub(crate) fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 
 /// Weighted sums of rows (see `Kernels::weighted_rows`): one [`axpy`] per
 /// row and output row, rows in order.
-pub(crate) fn weighted_rows(p: &[f32], ldp: usize, rows: &[f32], hd: usize, out: &mut [f32]) {
-    super::weighted_rows_by_axpy(axpy, p, ldp, rows, hd, 0..hd, out);
+pub(crate) fn weighted_rows(p: &[f32], ldp: usize, rows: RowSet<'_>, out: &mut [f32]) {
+    super::weighted_rows_by_axpy(axpy, p, ldp, rows, 0..rows.hd(), out);
+}
+
+/// Scores (see `Kernels::scores`): per block of [`SCORE_BLOCK`] elements a
+/// chain of fused multiply-adds from zero, the blocks' sums added in order
+/// (the definition every table reproduces bit for bit).
+pub(crate) fn scores(q: &[f32], rows: RowSet<'_>, out: &mut [f32], ldo: usize, col0: usize) {
+    let hd = rows.hd();
+    for (h, qh) in q.chunks_exact(hd).enumerate() {
+        for j in 0..rows.len() {
+            let mut total = 0.0f32;
+            for (qb, kb) in qh.chunks(SCORE_BLOCK).zip(rows.row(j).chunks(SCORE_BLOCK)) {
+                let mut acc = 0.0f32;
+                for (&a, &b) in qb.iter().zip(kb) {
+                    acc = a.mul_add(b, acc);
+                }
+                total += acc;
+            }
+            out[h * ldo + col0 + j] = total;
+        }
+    }
 }
 
 /// `x *= a`.

@@ -17,8 +17,12 @@ use crate::numerics::{fp4_roundtrip, fp8_roundtrip, hadamard, rms_norm, rms_norm
 use crate::rope::{self, RopeTable};
 use crate::weights::{CompressorWeights, LayerWeights};
 
-/// Heads attended per work item (parallel granularity of the core attention).
+/// Heads attended per work item when a call has few rows (decode), so the
+/// threads share one row's heads.
 const HEAD_BLOCK: usize = 16;
+/// Rows from which each work item takes all heads of one row instead
+/// (prefill): the kernels then read each key row once for all heads.
+const ALL_HEADS_FROM: usize = 8;
 
 /// FP8 KV simulation block (model-spec §2.4).
 const KV_FP8_BLOCK: usize = 64;
@@ -275,7 +279,8 @@ pub(super) fn attention(
         .collect::<Result<_>>()?;
 
     // Core attention per (row, block of heads).
-    let hb = (1..=HEAD_BLOCK.min(h))
+    let block = if n >= ALL_HEADS_FROM { h } else { HEAD_BLOCK };
+    let hb = (1..=block.min(h))
         .rev()
         .find(|d| h.is_multiple_of(*d))
         .unwrap_or(1);

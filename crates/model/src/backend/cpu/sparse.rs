@@ -4,16 +4,16 @@
 //!
 //! Keys of one session and layer are exposed once per call as f32 row blocks
 //! ([`LayerKeys`]): borrowed from f32 storage, or decoded once from the compact
-//! storage; scores are matrix products of the query heads with those rows,
-//! and the values (K = V) are accumulated as weighted sums of those rows by a
-//! register-tiled kernel. Nothing here scans the compressed rows a query does
-//! not attend.
+//! storage; scores are products of the query heads with those rows (heads in
+//! SIMD lanes), and the values (K = V) are accumulated as weighted sums of
+//! those rows by a register-tiled kernel. Both kernels read a query's
+//! selected CSA rows where they lie ([`RowSet::selected`]). Nothing here
+//! scans the compressed rows a query does not attend.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
-use dsv4_gguf::GgmlType;
-use dsv4_quant::{Kernels, OutCols};
+use dsv4_quant::{Kernels, RowSet};
 
 use crate::config::{LayerKind, ModelConfig};
 use crate::error::{ModelError, Result};
@@ -132,17 +132,8 @@ pub(super) fn select(
     }
     let ih = iw.len();
     let mut s = vec![0.0f32; ih * n_vis]; // [ih, n_vis]
-    let w = bytemuck::cast_slice(&keys.idx[..n_vis * ihd]);
-    k.matmul_f32(
-        GgmlType::F32,
-        w,
-        ihd,
-        0..n_vis,
-        iq,
-        ih,
-        &mut OutCols::new(&mut s, ih, n_vis).map_err(kerr)?,
-    )
-    .map_err(kerr)?;
+    let keys_set = RowSet::all(&keys.idx[..n_vis * ihd], ihd).map_err(kerr)?;
+    k.scores(iq, keys_set, &mut s, n_vis, 0).map_err(kerr)?;
     let mut total = vec![0.0f32; n_vis];
     for (h, row) in s.chunks(n_vis).enumerate() {
         for (t, &x) in total.iter_mut().zip(row) {
@@ -176,45 +167,35 @@ pub(super) fn attend(
 ) -> Result<()> {
     let hd = cfg.head_dim;
     let nh = heads.len();
-    let win = keys.window(pos, cfg.window);
-    // Compressed rows this query attends, as one contiguous block.
-    let gathered: Cow<'_, [f32]> = match keys.kind {
-        LayerKind::Swa => Cow::Borrowed(&[][..]),
+    let win = RowSet::all(keys.window(pos, cfg.window), hd).map_err(kerr)?;
+    // Compressed rows this query attends: read where they lie (HCA: the
+    // visible prefix; CSA: the selected rows), or, for compact CSA storage
+    // read one query at a time, decoded into a block of their own.
+    let decoded: Vec<f32>;
+    let comp = match keys.kind {
+        LayerKind::Swa => RowSet::all(&[], hd),
         LayerKind::Hca => {
             let n = ((pos + 1) / keys.ratio).min(keys.comp.len() / hd);
-            Cow::Borrowed(&keys.comp[..n * hd])
+            RowSet::all(&keys.comp[..n * hd], hd)
         }
-        LayerKind::Csa => {
-            let mut v = vec![0.0f32; selected.len() * hd];
-            for (j, &s) in selected.iter().enumerate() {
-                let dst = &mut v[j * hd..(j + 1) * hd];
-                match keys.comp_store {
-                    Some(store) => store.read(s as usize, dst),
-                    None => dst.copy_from_slice(&keys.comp[s as usize * hd..(s as usize + 1) * hd]),
+        LayerKind::Csa => match keys.comp_store {
+            Some(store) => {
+                let mut v = vec![0.0f32; selected.len() * hd];
+                for (&s, dst) in selected.iter().zip(v.chunks_exact_mut(hd)) {
+                    store.read(s as usize, dst);
                 }
+                decoded = v;
+                RowSet::all(&decoded, hd)
             }
-            Cow::Owned(v)
-        }
-    };
-    let (mw, mc) = (win.len() / hd, gathered.len() / hd);
+            None => RowSet::selected(&keys.comp, hd, selected),
+        },
+    }
+    .map_err(kerr)?;
+    let (mw, mc) = (win.len(), comp.len());
     let m = mw + mc;
     let mut p = vec![0.0f32; nh * m]; // [nh, m] scores, then probabilities
-    for (block, col0, rows) in [(win, 0, mw), (&gathered[..], mw, mc)] {
-        if rows == 0 {
-            continue;
-        }
-        let mut o = OutCols::window(&mut p, nh, m, col0, rows).map_err(kerr)?;
-        k.matmul_f32(
-            GgmlType::F32,
-            bytemuck::cast_slice(block),
-            hd,
-            0..rows,
-            q,
-            nh,
-            &mut o,
-        )
-        .map_err(kerr)?;
-    }
+    k.scores(q, win, &mut p, m, 0).map_err(kerr)?;
+    k.scores(q, comp, &mut p, m, mw).map_err(kerr)?;
     let scale = 1.0 / (hd as f32).sqrt();
     for (hh, row) in p.chunks_mut(m.max(1)).enumerate() {
         let sink = sinks[heads.start + hh];
@@ -233,14 +214,12 @@ pub(super) fn attend(
             *v *= inv;
         }
     }
-    // out[nh, hd] = P[nh, m] · [window rows; gathered rows], rows in order.
+    // out[nh, hd] = P[nh, m] · [window rows; compressed rows], rows in order.
     let out = &mut out[..nh * hd];
     out.fill(0.0);
-    k.weighted_rows(&p, m, &win[..mw * hd], hd, out)
-        .map_err(kerr)?;
+    k.weighted_rows(&p, m, win, out).map_err(kerr)?;
     if mc > 0 {
-        k.weighted_rows(&p[mw..], m, &gathered[..mc * hd], hd, out)
-            .map_err(kerr)?;
+        k.weighted_rows(&p[mw..], m, comp, out).map_err(kerr)?;
     }
     Ok(())
 }

@@ -9,6 +9,8 @@ use std::arch::x86_64::*;
 
 use crate::act::{ActBuf, ActType};
 use crate::blocks::{QK_K, QK8_0, f16_le};
+use crate::kernels::SCORE_BLOCK;
+use crate::rows::RowSet;
 
 use super::q8_0fam::hsum_ps;
 
@@ -252,16 +254,11 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 /// # Safety
 /// AVX2 and FMA available; shapes as checked by `Kernels::weighted_rows`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(crate) unsafe fn weighted_rows(
-    p: &[f32],
-    ldp: usize,
-    rows: &[f32],
-    hd: usize,
-    out: &mut [f32],
-) {
-    let (m, nh) = (rows.len() / hd, out.len() / hd);
+pub(crate) unsafe fn weighted_rows(p: &[f32], ldp: usize, rows: RowSet<'_>, out: &mut [f32]) {
+    let hd = rows.hd();
+    let (m, nh) = (rows.len(), out.len() / hd);
     let main = hd / 32 * 32;
-    let (pp, r, o) = (p.as_ptr(), rows.as_ptr(), out.as_mut_ptr());
+    let (pp, o) = (p.as_ptr(), out.as_mut_ptr());
     let mut h0 = 0;
     while h0 + 2 <= nh {
         for d0 in (0..main).step_by(32) {
@@ -273,9 +270,10 @@ pub(crate) unsafe fn weighted_rows(
                 }
             }
             for j in 0..m {
-                // SAFETY: row `j < m`, columns below `main`.
+                let r = rows.row_ptr(j);
+                // SAFETY: row `j < m` has `hd` elements; columns below `main`.
                 let x: [__m256; 4] =
-                    std::array::from_fn(|c| unsafe { _mm256_loadu_ps(r.add(j * hd + d0 + 8 * c)) });
+                    std::array::from_fn(|c| unsafe { _mm256_loadu_ps(r.add(d0 + 8 * c)) });
                 for (hh, a) in acc.iter_mut().enumerate() {
                     // SAFETY: `(h0 + hh) · ldp + j < p.len()` (checked shapes).
                     let w = _mm256_set1_ps(unsafe { *pp.add((h0 + hh) * ldp + j) });
@@ -297,15 +295,7 @@ pub(crate) unsafe fn weighted_rows(
     let axpy_avx2 = |a: f32, x: &[f32], y: &mut [f32]| unsafe { axpy(a, x, y) };
     // Columns past the whole tiles of the paired rows.
     if main < hd {
-        super::super::weighted_rows_by_axpy(
-            axpy_avx2,
-            p,
-            ldp,
-            rows,
-            hd,
-            main..hd,
-            &mut out[..h0 * hd],
-        );
+        super::super::weighted_rows_by_axpy(axpy_avx2, p, ldp, rows, main..hd, &mut out[..h0 * hd]);
     }
     // The last odd output row, all columns.
     if h0 < nh {
@@ -314,10 +304,81 @@ pub(crate) unsafe fn weighted_rows(
             &p[h0 * ldp..],
             ldp,
             rows,
-            hd,
             0..hd,
             &mut out[h0 * hd..],
         );
+    }
+}
+
+/// Rows scored together by [`scores`] (six block accumulators, six totals,
+/// one query vector and one broadcast fit the sixteen registers).
+const SCORE_ROWS: usize = 6;
+
+/// Scores (see `Kernels::scores`): query rows in the 8 lanes of a vector
+/// (the queries transposed once per 8 rows into `[hd][8]`), each key element
+/// broadcast, one FMA per element in blocks of [`SCORE_BLOCK`] from zero,
+/// the block sums added: the bits of the scalar definition, with no
+/// horizontal sums.
+///
+/// # Safety
+/// AVX2 and FMA available; shapes as checked by `Kernels::scores`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) unsafe fn scores(q: &[f32], rows: RowSet<'_>, out: &mut [f32], ldo: usize, col0: usize) {
+    let hd = rows.hd();
+    let (m, nh) = (rows.len(), q.len() / hd);
+    let mut qt = vec![0.0f32; 8 * hd];
+    for h0 in (0..nh).step_by(8) {
+        let lanes = (nh - h0).min(8);
+        transpose_queries(q, hd, h0, lanes, 8, &mut qt);
+        for j0 in (0..m).step_by(SCORE_ROWS) {
+            // A last partial group repeats its last row (results dropped).
+            let r: [*const f32; SCORE_ROWS] =
+                std::array::from_fn(|i| rows.row_ptr((j0 + i).min(m - 1)));
+            let mut total = [_mm256_setzero_ps(); SCORE_ROWS];
+            for d0 in (0..hd).step_by(SCORE_BLOCK) {
+                let mut acc = [_mm256_setzero_ps(); SCORE_ROWS];
+                for d in d0..(d0 + SCORE_BLOCK).min(hd) {
+                    // SAFETY: `qt` holds `8 · hd` floats; every row has `hd`.
+                    unsafe {
+                        let qv = _mm256_loadu_ps(qt.as_ptr().add(8 * d));
+                        for i in 0..SCORE_ROWS {
+                            acc[i] =
+                                _mm256_fmadd_ps(_mm256_broadcast_ss(&*r[i].add(d)), qv, acc[i]);
+                        }
+                    }
+                }
+                for i in 0..SCORE_ROWS {
+                    total[i] = _mm256_add_ps(total[i], acc[i]);
+                }
+            }
+            let acc = total;
+            for (i, a) in acc.iter().enumerate().take(m - j0) {
+                let mut v = [0.0f32; 8];
+                // SAFETY: `v` is 8 writable floats.
+                unsafe { _mm256_storeu_ps(v.as_mut_ptr(), *a) };
+                for (l, &x) in v.iter().enumerate().take(lanes) {
+                    out[(h0 + l) * ldo + col0 + j0 + i] = x;
+                }
+            }
+        }
+    }
+}
+
+/// Writes query rows `h0 .. h0 + lanes` of `q: [nh, hd]` transposed into
+/// `qt: [hd][width]`, lanes past `lanes` zero.
+pub(crate) fn transpose_queries(
+    q: &[f32],
+    hd: usize,
+    h0: usize,
+    lanes: usize,
+    width: usize,
+    qt: &mut [f32],
+) {
+    qt.fill(0.0);
+    for l in 0..lanes {
+        for (d, &v) in q[(h0 + l) * hd..(h0 + l + 1) * hd].iter().enumerate() {
+            qt[d * width + l] = v;
+        }
     }
 }
 

@@ -107,6 +107,7 @@ pub(crate) fn common() -> CommonFns {
         dot: float::dot,
         axpy: float::axpy,
         weighted_rows: float::weighted_rows,
+        scores: float::scores,
         scale: float::scale,
         f16: float::convert::<LF16>,
         bf16: float::convert::<LBf16>,

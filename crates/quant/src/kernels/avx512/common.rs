@@ -7,10 +7,11 @@
 
 use std::arch::x86_64::*;
 
-use crate::kernels::avx2::float::FLoad;
+use crate::kernels::avx2::float::{FLoad, transpose_queries};
 use crate::kernels::avx2::{for_token_tiles, for_token_tiles8, prefetch_ahead};
-use crate::kernels::{FloatJob, INVARIANT_ROWS, MatmulJob};
+use crate::kernels::{FloatJob, INVARIANT_ROWS, MatmulJob, SCORE_BLOCK};
 use crate::out::OutCols;
+use crate::rows::RowSet;
 
 /// Loads 16 float weights at `p` (16 elements readable).
 #[inline]
@@ -265,13 +266,8 @@ pub(crate) unsafe fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 /// # Safety
 /// AVX-512 F, FMA available; shapes as checked by `Kernels::weighted_rows`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-pub(crate) unsafe fn weighted_rows(
-    p: &[f32],
-    ldp: usize,
-    rows: &[f32],
-    hd: usize,
-    out: &mut [f32],
-) {
+pub(crate) unsafe fn weighted_rows(p: &[f32], ldp: usize, rows: RowSet<'_>, out: &mut [f32]) {
+    let hd = rows.hd();
     let nh = out.len() / hd;
     let mut d0 = 0;
     while d0 < hd {
@@ -283,15 +279,15 @@ pub(crate) unsafe fn weighted_rows(
         let mut h = 0;
         while h + 4 <= nh {
             // SAFETY: forwarded shapes; `h + 4 <= nh`.
-            unsafe { wr_tile::<4>(p, ldp, rows, hd, out, h, d0, masks) };
+            unsafe { wr_tile::<4>(p, ldp, rows, out, h, d0, masks) };
             h += 4;
         }
         // SAFETY: as above, for the last `nh − h < 4` output rows.
         unsafe {
             match nh - h {
-                3 => wr_tile::<3>(p, ldp, rows, hd, out, h, d0, masks),
-                2 => wr_tile::<2>(p, ldp, rows, hd, out, h, d0, masks),
-                1 => wr_tile::<1>(p, ldp, rows, hd, out, h, d0, masks),
+                3 => wr_tile::<3>(p, ldp, rows, out, h, d0, masks),
+                2 => wr_tile::<2>(p, ldp, rows, out, h, d0, masks),
+                1 => wr_tile::<1>(p, ldp, rows, out, h, d0, masks),
                 _ => {}
             }
         }
@@ -305,19 +301,17 @@ pub(crate) unsafe fn weighted_rows(
 /// # Safety
 /// As [`weighted_rows`]; `h0 + H <= nh`, `masks` select columns below `hd`.
 #[inline]
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 unsafe fn wr_tile<const H: usize>(
     p: &[f32],
     ldp: usize,
-    rows: &[f32],
-    hd: usize,
+    rows: RowSet<'_>,
     out: &mut [f32],
     h0: usize,
     d0: usize,
     masks: [__mmask16; 4],
 ) {
-    let m = rows.len() / hd;
+    let (m, hd) = (rows.len(), rows.hd());
     let o = out.as_mut_ptr();
     let mut acc = [[_mm512_setzero_ps(); 4]; H];
     for (hh, a) in acc.iter_mut().enumerate() {
@@ -327,10 +321,16 @@ unsafe fn wr_tile<const H: usize>(
         }
     }
     for j in 0..m {
-        // SAFETY: row `j < m`, masked columns below `hd`.
-        let x: [__m512; 4] = std::array::from_fn(|c| unsafe {
-            _mm512_maskz_loadu_ps(masks[c], rows.as_ptr().add(j * hd + d0 + 16 * c))
-        });
+        let r = rows.row_ptr(j);
+        // The same columns of a row a few ahead (selected rows lie anywhere,
+        // out of the hardware prefetcher's sight).
+        let ahead = rows.row_ptr((j + 4).min(m - 1)).wrapping_add(d0);
+        for c in 0..4 {
+            prefetch_line(ahead.wrapping_add(16 * c));
+        }
+        // SAFETY: row `j < m` has `hd` elements; masked columns below `hd`.
+        let x: [__m512; 4] =
+            std::array::from_fn(|c| unsafe { _mm512_maskz_loadu_ps(masks[c], r.add(d0 + 16 * c)) });
         for (hh, a) in acc.iter_mut().enumerate() {
             // SAFETY: `(h0 + hh) · ldp + j < p.len()` (checked shapes).
             let w = _mm512_set1_ps(unsafe { *p.get_unchecked((h0 + hh) * ldp + j) });
@@ -345,6 +345,111 @@ unsafe fn wr_tile<const H: usize>(
             unsafe { _mm512_mask_storeu_ps(o.add((h0 + hh) * hd + d0 + 16 * c), masks[c], *v) };
         }
     }
+}
+
+/// Scores (see `Kernels::scores`): up to 64 query rows in the lanes of four
+/// vectors (transposed once per 64 rows into `[hd][64]`), each key element
+/// broadcast once for all of them, one FMA per element in blocks of
+/// [`SCORE_BLOCK`] from zero, the block sums added: the bits of the scalar
+/// definition, with no horizontal sums (the
+/// row-at-a-time float matmul spends a quarter of its time reducing at
+/// attention's short rows). Key rows are read once per 64 query rows.
+///
+/// # Safety
+/// AVX-512 F, FMA available; shapes as checked by `Kernels::scores`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+pub(crate) unsafe fn scores(q: &[f32], rows: RowSet<'_>, out: &mut [f32], ldo: usize, col0: usize) {
+    let hd = rows.hd();
+    let nh = q.len() / hd;
+    let mut qt = vec![0.0f32; 64 * hd];
+    for h0 in (0..nh).step_by(64) {
+        let lanes = (nh - h0).min(64);
+        let vecs = lanes.div_ceil(16);
+        transpose_queries(q, hd, h0, lanes, 16 * vecs, &mut qt[..16 * vecs * hd]);
+        // SAFETY: forwarded shapes; `qt` holds `[hd][16 · vecs]`.
+        unsafe {
+            match vecs {
+                4 => score_rows::<4, 3>(&qt, rows, out, ldo, col0, h0, lanes),
+                3 => score_rows::<3, 4>(&qt, rows, out, ldo, col0, h0, lanes),
+                2 => score_rows::<2, 6>(&qt, rows, out, ldo, col0, h0, lanes),
+                _ => score_rows::<1, 8>(&qt, rows, out, ldo, col0, h0, lanes),
+            }
+        }
+    }
+}
+
+/// Query rows `h0 .. h0 + lanes` (`V` vectors of 16 lanes in `qt:
+/// [hd][16 V]`) against every row of `rows`, `R` key rows at a time: `R · V`
+/// independent FMA chains.
+///
+/// # Safety
+/// As [`scores`]; `lanes <= 16 V` and the output holds rows `h0 .. h0 + lanes`.
+#[inline]
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn score_rows<const V: usize, const R: usize>(
+    qt: &[f32],
+    rows: RowSet<'_>,
+    out: &mut [f32],
+    ldo: usize,
+    col0: usize,
+    h0: usize,
+    lanes: usize,
+) {
+    let (m, hd) = (rows.len(), rows.hd());
+    let qp = qt.as_ptr();
+    for j0 in (0..m).step_by(R) {
+        // A last partial group repeats its last row (results dropped).
+        let r: [*const f32; R] = std::array::from_fn(|i| rows.row_ptr((j0 + i).min(m - 1)));
+        // The next group's rows, fetched a line at a time alongside (selected
+        // rows lie anywhere, out of the hardware prefetcher's sight).
+        let next: [*const f32; R] = std::array::from_fn(|i| rows.row_ptr((j0 + R + i).min(m - 1)));
+        let mut total = [[_mm512_setzero_ps(); V]; R];
+        for d0 in (0..hd).step_by(SCORE_BLOCK) {
+            let mut acc = [[_mm512_setzero_ps(); V]; R];
+            for d in d0..(d0 + SCORE_BLOCK).min(hd) {
+                if d % 16 == 0 {
+                    for p in next {
+                        prefetch_line(p.wrapping_add(d));
+                    }
+                }
+                // SAFETY: `qt` holds `16 V · hd` floats; every row has `hd`.
+                unsafe {
+                    let qv: [__m512; V] =
+                        std::array::from_fn(|v| _mm512_loadu_ps(qp.add(16 * (V * d + v))));
+                    for i in 0..R {
+                        let k = _mm512_set1_ps(*r[i].add(d));
+                        for v in 0..V {
+                            acc[i][v] = _mm512_fmadd_ps(k, qv[v], acc[i][v]);
+                        }
+                    }
+                }
+            }
+            for i in 0..R {
+                for v in 0..V {
+                    total[i][v] = _mm512_add_ps(total[i][v], acc[i][v]);
+                }
+            }
+        }
+        let acc = total;
+        for (i, a) in acc.iter().enumerate().take(m - j0) {
+            let mut v = [0.0f32; 64];
+            for (c, x) in a.iter().enumerate() {
+                // SAFETY: `v` holds 64 floats, `16 c + 16 <= 64`.
+                unsafe { _mm512_storeu_ps(v.as_mut_ptr().add(16 * c), *x) };
+            }
+            for (l, &x) in v.iter().enumerate().take(lanes) {
+                out[(h0 + l) * ldo + col0 + j0 + i] = x;
+            }
+        }
+    }
+}
+
+/// Asks for the cache line at `p` (a hint: never faults, any address).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn prefetch_line(p: *const f32) {
+    _mm_prefetch::<_MM_HINT_T0>(p.cast());
 }
 
 /// `x *= a`.

@@ -178,6 +178,7 @@ pub(crate) fn common() -> CommonFns {
         dot: common::dot,
         axpy: common::axpy,
         weighted_rows: common::weighted_rows,
+        scores: common::scores,
         scale: common::scale,
         f16: avx2_float::convert::<LF16>,
         bf16: avx2_float::convert::<LBf16>,
