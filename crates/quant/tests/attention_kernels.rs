@@ -11,22 +11,14 @@
 // Test helpers report failures by panicking, like the tests themselves.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+use common::assert_bits;
+
 use dsv4_quant::{Isa, Kernels, RowSet};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const EPS: f64 = 1.0 / (1u64 << 24) as f64;
-
-/// Bit equality with a message naming the first differing element.
-fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!(
-            "{what}: element {i}: got {:e}, reference {:e}",
-            got[i], want[i]
-        );
-    }
-}
 
 fn uniform(rng: &mut StdRng, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(lo..hi)).collect()

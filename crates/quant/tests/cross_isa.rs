@@ -20,6 +20,9 @@
 // Test helpers report failures by panicking, like the tests themselves.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+mod common;
+use common::assert_bits;
+
 use std::ops::Range;
 
 use dsv4_gguf::GgmlType;
@@ -388,17 +391,6 @@ fn assert_same_act(what: &str, a: &ActBuf, b: &ActBuf) {
 
 fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|f| f.to_bits()).collect()
-}
-
-/// Bit equality with a message naming the first differing element.
-fn assert_bits(what: &str, got: &[f32], want: &[f32]) {
-    assert_eq!(got.len(), want.len(), "{what}: length");
-    if let Some(i) = (0..got.len()).find(|&i| got[i].to_bits() != want[i].to_bits()) {
-        panic!(
-            "{what}: element {i}: got {:e}, reference {:e}",
-            got[i], want[i]
-        );
-    }
 }
 
 #[test]
