@@ -75,20 +75,6 @@ impl<'a> RowSet<'a> {
         self.row(j).as_ptr()
     }
 
-    /// The set's first `m` rows (`m <= len()`).
-    pub fn prefix(&self, m: usize) -> RowSet<'a> {
-        match self.sel {
-            Some(s) => RowSet {
-                sel: Some(&s[..m.min(s.len())]),
-                ..*self
-            },
-            None => RowSet {
-                data: &self.data[..(m * self.hd).min(self.data.len())],
-                ..*self
-            },
-        }
-    }
-
     fn source_row(&self, j: usize) -> usize {
         match self.sel {
             Some(s) => s[j] as usize,
@@ -125,8 +111,6 @@ mod tests {
         assert_eq!(s.len(), 2);
         assert_eq!(s.row(0), &[8.0, 9.0, 10.0, 11.0]);
         assert_eq!(s.row(1), &[0.0, 1.0, 2.0, 3.0]);
-        assert_eq!(s.prefix(1).len(), 1);
-        assert_eq!(all.prefix(2).row(1), &[4.0, 5.0, 6.0, 7.0]);
         assert!(RowSet::selected(&data, 4, &[3]).is_err());
         assert!(RowSet::all(&data, 5).is_err());
         assert!(RowSet::all(&data, 0).is_err());

@@ -650,33 +650,12 @@ impl Kernels {
         rows: RowSet<'_>,
         out: &mut [f32],
     ) -> Result<(), QuantError> {
-        let hd = rows.hd();
-        if !out.len().is_multiple_of(hd) {
-            return Err(QuantError::BadShape {
-                what: "weighted rows",
-                reason: format!("row length {hd} must divide the output ({})", out.len()),
-            });
-        }
-        let (m, nh) = (rows.len(), out.len() / hd);
+        let nh = whole_rows("weighted rows", "output", out.len(), rows.hd())?;
+        let m = rows.len();
         if m == 0 || nh == 0 {
             return Ok(());
         }
-        if ldp < m {
-            return Err(QuantError::BadShape {
-                what: "weighted rows",
-                reason: format!("weight stride {ldp} is shorter than the {m} rows"),
-            });
-        }
-        let need = (nh - 1) * ldp + m;
-        if p.len() < need {
-            return Err(QuantError::BadShape {
-                what: "weighted rows",
-                reason: format!(
-                    "{nh} output rows with weight stride {ldp} over {m} rows need {need} weights, got {}",
-                    p.len()
-                ),
-            });
-        }
+        check_strided("weighted rows", "weight", nh, ldp, 0, m, p.len())?;
         // SAFETY: ISA checked at construction; shapes checked above.
         unsafe { (self.common.weighted_rows)(p, ldp, rows, out) };
         Ok(())
@@ -699,36 +678,12 @@ impl Kernels {
         ldo: usize,
         col0: usize,
     ) -> Result<(), QuantError> {
-        let hd = rows.hd();
-        if !q.len().is_multiple_of(hd) {
-            return Err(QuantError::BadShape {
-                what: "scores",
-                reason: format!("row length {hd} must divide the queries ({})", q.len()),
-            });
-        }
-        let (m, nh) = (rows.len(), q.len() / hd);
+        let nh = whole_rows("scores", "queries", q.len(), rows.hd())?;
+        let m = rows.len();
         if m == 0 || nh == 0 {
             return Ok(());
         }
-        if col0 + m > ldo {
-            return Err(QuantError::BadShape {
-                what: "scores",
-                reason: format!(
-                    "columns {col0}..{} do not fit the output stride {ldo}",
-                    col0 + m
-                ),
-            });
-        }
-        let need = (nh - 1) * ldo + col0 + m;
-        if out.len() < need {
-            return Err(QuantError::BadShape {
-                what: "scores",
-                reason: format!(
-                    "{nh} query rows with output stride {ldo} need {need} floats, got {}",
-                    out.len()
-                ),
-            });
-        }
+        check_strided("scores", "output", nh, ldo, col0, m, out.len())?;
         // SAFETY: ISA checked at construction; shapes checked above.
         unsafe { (self.common.scores)(q, rows, out, ldo, col0) };
         Ok(())
@@ -772,6 +727,56 @@ const CHUNK_BYTES: usize = 256 << 10;
 fn token_chunk(k: usize, elem_bytes: usize, budget: usize) -> usize {
     let fit = budget / (k * elem_bytes).max(1);
     (fit / 8 * 8).max(16)
+}
+
+/// The number of `hd`-float rows in a buffer of `len` floats, which must be
+/// whole rows (`hd > 0` is a [`RowSet`] invariant).
+fn whole_rows(
+    what: &'static str,
+    buffer: &str,
+    len: usize,
+    hd: usize,
+) -> Result<usize, QuantError> {
+    if !len.is_multiple_of(hd) {
+        return Err(QuantError::BadShape {
+            what,
+            reason: format!("row length {hd} must divide the {buffer} ({len} floats)"),
+        });
+    }
+    Ok(len / hd)
+}
+
+/// Checks that `nrows` rows (`nrows > 0`) of a strided buffer (`stride`
+/// floats apart, each using columns `offset .. offset + width`) fit in
+/// `len` floats.
+fn check_strided(
+    what: &'static str,
+    buffer: &str,
+    nrows: usize,
+    stride: usize,
+    offset: usize,
+    width: usize,
+    len: usize,
+) -> Result<(), QuantError> {
+    if offset + width > stride {
+        return Err(QuantError::BadShape {
+            what,
+            reason: format!(
+                "columns {offset}..{} do not fit the {buffer} stride {stride}",
+                offset + width
+            ),
+        });
+    }
+    let need = (nrows - 1) * stride + offset + width;
+    if len < need {
+        return Err(QuantError::BadShape {
+            what,
+            reason: format!(
+                "{nrows} rows of {buffer} stride {stride} need {need} floats, got {len}"
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn check_len(

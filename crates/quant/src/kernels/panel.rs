@@ -92,6 +92,8 @@ pub(crate) struct Pool {
     pub rowf: Vec<f32>,
     /// Unpacked super-blocks of the Q8_K-family row decoders.
     pub sbs: Vec<crate::kernels::unpack::SbUnpacked>,
+    /// Transposed queries of the attention-scores kernels.
+    pub qt: Vec<f32>,
 }
 
 thread_local! {
@@ -105,6 +107,20 @@ pub(crate) fn with_pool<R>(f: impl FnOnce(&mut Pool) -> R) -> R {
         Ok(mut pool) => f(&mut pool),
         Err(_) => f(&mut Pool::default()),
     })
+}
+
+/// This thread's transposed-query scratch, at least `len` floats (contents
+/// unspecified); hand it back with [`return_qt`] so the next call reuses it
+/// instead of allocating (attention calls it once per query and layer).
+pub(crate) fn take_qt(len: usize) -> Vec<f32> {
+    let mut v = with_pool(|pool| std::mem::take(&mut pool.qt));
+    grow(&mut v, len, 0.0);
+    v
+}
+
+/// Returns the scratch taken by [`take_qt`] to this thread's pool.
+pub(crate) fn return_qt(v: Vec<f32>) {
+    with_pool(|pool| pool.qt = v);
 }
 
 /// Grows `v` to at least `len` elements (never shrinks; contents unspecified).

@@ -10,6 +10,7 @@ use std::arch::x86_64::*;
 use crate::act::{ActBuf, ActType};
 use crate::blocks::{QK_K, QK8_0, f16_le};
 use crate::kernels::SCORE_BLOCK;
+use crate::kernels::panel::{return_qt, take_qt};
 use crate::rows::RowSet;
 
 use super::q8_0fam::hsum_ps;
@@ -326,10 +327,11 @@ const SCORE_ROWS: usize = 6;
 pub(crate) unsafe fn scores(q: &[f32], rows: RowSet<'_>, out: &mut [f32], ldo: usize, col0: usize) {
     let hd = rows.hd();
     let (m, nh) = (rows.len(), q.len() / hd);
-    let mut qt = vec![0.0f32; 8 * hd];
+    let mut scratch = take_qt(8 * hd);
+    let qt = &mut scratch[..8 * hd];
     for h0 in (0..nh).step_by(8) {
         let lanes = (nh - h0).min(8);
-        transpose_queries(q, hd, h0, lanes, 8, &mut qt);
+        transpose_queries(q, hd, h0, lanes, 8, qt);
         for j0 in (0..m).step_by(SCORE_ROWS) {
             // A last partial group repeats its last row (results dropped).
             let r: [*const f32; SCORE_ROWS] =
@@ -362,6 +364,7 @@ pub(crate) unsafe fn scores(q: &[f32], rows: RowSet<'_>, out: &mut [f32], ldo: u
             }
         }
     }
+    return_qt(scratch);
 }
 
 /// Writes query rows `h0 .. h0 + lanes` of `q: [nh, hd]` transposed into

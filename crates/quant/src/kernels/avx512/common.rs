@@ -9,6 +9,7 @@ use std::arch::x86_64::*;
 
 use crate::kernels::avx2::float::{FLoad, transpose_queries};
 use crate::kernels::avx2::{for_token_tiles, for_token_tiles8, prefetch_ahead};
+use crate::kernels::panel::{return_qt, take_qt};
 use crate::kernels::{FloatJob, INVARIANT_ROWS, MatmulJob, SCORE_BLOCK};
 use crate::out::OutCols;
 use crate::rows::RowSet;
@@ -361,7 +362,7 @@ unsafe fn wr_tile<const H: usize>(
 pub(crate) unsafe fn scores(q: &[f32], rows: RowSet<'_>, out: &mut [f32], ldo: usize, col0: usize) {
     let hd = rows.hd();
     let nh = q.len() / hd;
-    let mut qt = vec![0.0f32; 64 * hd];
+    let mut qt = take_qt(64 * hd);
     for h0 in (0..nh).step_by(64) {
         let lanes = (nh - h0).min(64);
         let vecs = lanes.div_ceil(16);
@@ -376,6 +377,7 @@ pub(crate) unsafe fn scores(q: &[f32], rows: RowSet<'_>, out: &mut [f32], ldo: u
             }
         }
     }
+    return_qt(qt);
 }
 
 /// Query rows `h0 .. h0 + lanes` (`V` vectors of 16 lanes in `qt:
