@@ -232,7 +232,11 @@ pub fn weather_tool() -> Value {
                     "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
                     "days": {"type": "integer", "minimum": 1, "maximum": 7}
                 },
-                "required": ["city", "days"]
+                "required": ["city", "days"],
+                // Closed objects: the demo model samples freely within the
+                // schema, and an open one lets it add members such as
+                // 1e999 that are valid JSON but overflow serde_json's f64.
+                "additionalProperties": false
             }
         }
     })
@@ -244,7 +248,7 @@ pub fn search_tool() -> Value {
         "function": {
             "name": "search",
             "description": "Search the web",
-            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}
+            "parameters": {"type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"], "additionalProperties": false}
         }
     })
 }
