@@ -11,6 +11,8 @@ use crate::session::CheckpointPolicy;
 pub struct MemoryPlan {
     /// Size of the mapped model file.
     pub model_bytes: u64,
+    /// Weights the backend holds in its own layouts (packed copies).
+    pub prepared_bytes: u64,
     /// Compressed KV per token (amortised), in bytes.
     pub kv_bytes_per_token: f64,
     /// KV of one full session (compressed rows, raw window, frontier).
@@ -49,6 +51,7 @@ impl MemoryPlan {
         format: KvFormat,
         policy: CheckpointPolicy,
         chunk: usize,
+        prepared_bytes: u64,
     ) -> MemoryPlan {
         let cfg = &model.cfg;
         let per_tok = bytes_per_token(cfg, format);
@@ -73,12 +76,13 @@ impl MemoryPlan {
         let model_bytes = model.file().file_size();
         MemoryPlan {
             model_bytes,
+            prepared_bytes,
             kv_bytes_per_token: per_tok,
             kv_bytes_per_session: kv,
             checkpoint_bytes_per_session: cps,
             sessions,
             ctx,
-            total_bytes: model_bytes + (kv + cps) * sessions as u64,
+            total_bytes: model_bytes + prepared_bytes + (kv + cps) * sessions as u64,
             mem_total: meminfo("MemTotal:"),
             mem_available: meminfo("MemAvailable:"),
         }
@@ -87,8 +91,13 @@ impl MemoryPlan {
     /// A human summary.
     pub fn report(&self) -> String {
         format!(
-            "memory plan: model {:.2} GiB (mapped) + {} session(s) × ({:.2} GiB KV at {} tokens, {:.0} B/token, + {:.2} GiB checkpoints) = {:.2} GiB{}",
+            "memory plan: model {:.2} GiB (mapped){} + {} session(s) × ({:.2} GiB KV at {} tokens, {:.0} B/token, + {:.2} GiB checkpoints) = {:.2} GiB{}",
             gib(self.model_bytes),
+            if self.prepared_bytes > 0 {
+                format!(" + {:.2} GiB packed weights", gib(self.prepared_bytes))
+            } else {
+                String::new()
+            },
             self.sessions,
             gib(self.kv_bytes_per_session),
             self.ctx,
@@ -107,12 +116,13 @@ impl MemoryPlan {
             return Ok(());
         };
         if self.total_bytes > total {
-            let kv = self.total_bytes - self.model_bytes;
+            let model = self.model_bytes + self.prepared_bytes;
+            let kv = self.total_bytes - model;
             return Err(format!(
                 "{}\nthis does not fit: the model needs {:.2} GiB and the sessions {:.2} GiB, but the machine has {:.2} GiB. \
-                 Lower --ctx or --sessions, use a smaller quantization, or pass --no-mem-check to run anyway (the OS will page the weights from disk, very slowly)",
+                 Lower --ctx or --sessions, use a smaller quantization, pass --no-pack if packed weights tip it over, or pass --no-mem-check to run anyway (the OS will page the weights from disk, very slowly)",
                 self.report(),
-                gib(self.model_bytes),
+                gib(model),
                 gib(kv),
                 gib(total)
             ));

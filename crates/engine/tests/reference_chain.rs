@@ -49,6 +49,7 @@ fn greedy_generation_reproduces_the_reference_chain() {
             exact: true,
             kv_format: KvFormat::F32,
             raw_history: 0,
+            pack_weights: true,
         },
     )
     .unwrap();

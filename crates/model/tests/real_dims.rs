@@ -53,6 +53,7 @@ fn flash_dimensions_load_and_run_every_layer_flavour() {
             exact: false,
             kv_format: KvFormat::Compact,
             raw_history: 0,
+            pack_weights: true,
         },
     )
     .unwrap();

@@ -111,6 +111,7 @@ fn backend(exact: bool) -> CpuBackend {
             exact,
             kv_format: KvFormat::F32,
             raw_history: 0,
+            pack_weights: true,
         },
     )
     .unwrap()
@@ -282,6 +283,7 @@ fn fast_quantized_path_tracks_the_reference() {
                 exact: false,
                 kv_format: KvFormat::F32,
                 raw_history: 0,
+                pack_weights: true,
             },
         )
         .unwrap();

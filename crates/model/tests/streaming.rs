@@ -52,6 +52,10 @@ fn backend(exact: bool) -> CpuBackend {
 }
 
 fn backend_kv(exact: bool, kv_format: KvFormat) -> CpuBackend {
+    backend_opts(exact, kv_format, true)
+}
+
+fn backend_opts(exact: bool, kv_format: KvFormat, pack_weights: bool) -> CpuBackend {
     CpuBackend::new(
         Kernels::detect(),
         CpuOptions {
@@ -59,9 +63,42 @@ fn backend_kv(exact: bool, kv_format: KvFormat) -> CpuBackend {
             exact,
             kv_format,
             raw_history: 0,
+            pack_weights,
         },
     )
     .unwrap()
+}
+
+/// Packed Q8_0 weights (on kernel tables that pack them) are held as
+/// planned and make the logits independent of the chunking; tables that do
+/// not pack hold nothing extra. (Their agreement with the reference is
+/// `reference.rs`, whose fast-mode backends pack.)
+#[test]
+fn packed_weights_match_row_major_weights() {
+    use dsv4_model::Backend;
+    let model = tiny_model(false, "q8_0");
+    let packed = backend_opts(false, KvFormat::F32, true);
+    let plain = backend_opts(false, KvFormat::F32, false);
+    let held = packed.prepare(&model).unwrap();
+    assert_eq!(held, packed.prepared_bytes(&model));
+    assert_eq!(plain.prepare(&model).unwrap(), 0);
+    if Kernels::detect().packs(dsv4_gguf::GgmlType::Q8_0) {
+        assert!(held > 0, "a packing table packed nothing");
+    } else {
+        assert_eq!(held, 0);
+    }
+    // Q8_0 products give every token the reference bits whatever the batch,
+    // so the chunking of a sequence matters far less than with row-major
+    // weights, where long and short batches run different kernels (in this
+    // tiny random model without QAT, such last-bit differences move the
+    // logits by ~1: measured 1.07 between chunkings with row-major weights).
+    let toks = tokens(140);
+    let whole = run_chunked(&model, &packed, &toks, toks.len());
+    for chunk in [1, 5] {
+        let got = run_chunked(&model, &packed, &toks, chunk);
+        let d = max_diff(&whole, &got);
+        assert!(d < 1e-4, "chunk {chunk}: max |Δ| = {d}");
+    }
 }
 
 /// Logit tolerance between runs that use different kernels (long against
@@ -281,6 +318,7 @@ fn compact_kv_rows_are_lossless_under_qat() {
                 exact: true,
                 kv_format: kv,
                 raw_history: 0,
+                pack_weights: true,
             },
         )
         .unwrap()

@@ -97,10 +97,16 @@ fn best(mut f: impl FnMut()) -> f64 {
     best
 }
 
-/// Seconds per call of the matmul of `w` (whole rows of `ty`) with `n` rows.
-fn matmul_secs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
+/// Seconds per call of the matmul of `w` (whole rows of `ty`) with `n` rows,
+/// in the table's packed layout when `packed` (and the table packs `ty`).
+fn matmul_secs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize, packed: bool) -> f64 {
     let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
     let rows = w.len() / row_bytes;
+    let p = if packed {
+        kern.pack(ty, w, rows, K).unwrap()
+    } else {
+        None
+    };
     let x: Vec<f32> = (0..n * K)
         .map(|i| ((i * 7919) % 1000) as f32 / 250.0 - 2.0)
         .collect();
@@ -110,21 +116,24 @@ fn matmul_secs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
     let mut y = vec![0.0f32; n * rows];
     best(|| {
         let mut out = OutCols::new(&mut y, n, rows).unwrap();
-        kern.matmul(ty, w, K, 0..rows, &act, &mut out).unwrap();
+        match &p {
+            Some(p) => kern.matmul_packed(p, 0..rows, &act, &mut out).unwrap(),
+            None => kern.matmul(ty, w, K, 0..rows, &act, &mut out).unwrap(),
+        }
         black_box(&y);
     })
 }
 
 /// GB/s of weights.
-fn matmul_gbps(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
-    w.len() as f64 / matmul_secs(kern, ty, w, n) / 1e9
+fn matmul_gbps(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize, packed: bool) -> f64 {
+    w.len() as f64 / matmul_secs(kern, ty, w, n, packed) / 1e9
 }
 
 /// Multiply-accumulates per second, in billions.
-fn matmul_gmacs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize) -> f64 {
+fn matmul_gmacs(kern: &Kernels, ty: GgmlType, w: &[u8], n: usize, packed: bool) -> f64 {
     let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
     let macs = (w.len() / row_bytes * K * n) as f64;
-    macs / matmul_secs(kern, ty, w, n) / 1e9
+    macs / matmul_secs(kern, ty, w, n, packed) / 1e9
 }
 
 fn main() {
@@ -156,7 +165,16 @@ fn main() {
         println!("| type | dequant | n1 D | n4 D | n1 | n2 | n4 | n8 | n16 |");
         println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         let mut prefill = Vec::new();
-        for &ty in &types {
+        let layouts = types.iter().flat_map(|&ty| {
+            let packed = kern.packs(ty).then_some((ty, true));
+            std::iter::once((ty, false)).chain(packed)
+        });
+        for (ty, packed) in layouts {
+            let label = if packed {
+                format!("{} packed", ty.name())
+            } else {
+                ty.name().to_string()
+            };
             let row_bytes = ty.row_bytes(K as u64).unwrap() as usize;
             let w = weights(ty, big / row_bytes);
             let mut row = vec![0.0f32; K];
@@ -169,32 +187,29 @@ fn main() {
             let deq = w.len() as f64 / t / 1e9;
             let small_w = &w[..small / row_bytes * row_bytes];
             let expert_w = &w[..expert / row_bytes * row_bytes];
-            let mut cols = vec![matmul_gbps(&kern, ty, &w, 1), matmul_gbps(&kern, ty, &w, 4)];
+            let mut cols = vec![
+                matmul_gbps(&kern, ty, &w, 1, packed),
+                matmul_gbps(&kern, ty, &w, 4, packed),
+            ];
             for n in [1, 2, 4, 8, 16] {
-                cols.push(matmul_gbps(&kern, ty, small_w, n));
+                cols.push(matmul_gbps(&kern, ty, small_w, n, packed));
             }
             let cells: Vec<String> = cols.iter().map(|c| format!("{c:.2}")).collect();
-            println!("| {} | {deq:.1} | {} |", ty.name(), cells.join(" | "));
+            println!("| {label} | {deq:.1} | {} |", cells.join(" | "));
             prefill.push((
-                ty,
+                label,
                 [
-                    matmul_gmacs(&kern, ty, expert_w, 32),
-                    matmul_gmacs(&kern, ty, small_w, 64),
-                    matmul_gmacs(&kern, ty, small_w, 256),
+                    matmul_gmacs(&kern, ty, expert_w, 32, packed),
+                    matmul_gmacs(&kern, ty, small_w, 64, packed),
+                    matmul_gmacs(&kern, ty, small_w, 256, packed),
                 ],
             ));
         }
         println!("\n### {name}: prefill GMAC/s (k = {K})\n");
         println!("| type | n32 (1 MiB) | n64 | n256 |");
         println!("|---|---:|---:|---:|");
-        for (ty, g) in prefill {
-            println!(
-                "| {} | {:.1} | {:.1} | {:.1} |",
-                ty.name(),
-                g[0],
-                g[1],
-                g[2]
-            );
+        for (label, g) in prefill {
+            println!("| {label} | {:.1} | {:.1} | {:.1} |", g[0], g[1], g[2]);
         }
     }
 }

@@ -49,6 +49,6 @@ pub mod tables;
 pub use act::{ActBuf, ActType, ActView, Q8_0Row, Q8KRow, act_type_for};
 pub use blocks::{QuantBlock, WEIGHT_TYPES};
 pub use error::QuantError;
-pub use kernels::{INVARIANT_ROWS, Isa, Kernels};
+pub use kernels::{INVARIANT_ROWS, Isa, Kernels, PACK_ROWS, PackedMatrix};
 pub use out::OutCols;
 pub use rows::RowSet;

@@ -139,6 +139,33 @@ impl<'a> OutCols<'a> {
         out
     }
 
+    /// Splits into at most `parts` disjoint windows, in column order, each
+    /// starting at a multiple of `align` (`0` counts as 1) and spanning
+    /// nearly equal numbers of `align`-column groups; only the last may end
+    /// off a multiple. Fewer windows when there are fewer groups than parts.
+    pub fn split_aligned(self, parts: usize, align: usize) -> Vec<OutCols<'a>> {
+        let align = align.max(1);
+        let groups = self.cols.div_ceil(align);
+        let parts = parts.min(groups);
+        if align == 1 || parts == 0 {
+            return self.split_even(parts);
+        }
+        let mut out = Vec::with_capacity(parts);
+        let (base, extra) = (groups / parts, groups % parts);
+        let mut rest = self;
+        for i in 0..parts {
+            let w = ((base + usize::from(i < extra)) * align).min(rest.cols);
+            match rest.split_at(w) {
+                Some((head, tail)) => {
+                    out.push(head);
+                    rest = tail;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
     /// Reborrows columns `c0 .. c0 + cols` of this window (in bounds, checked by
     /// the caller).
     #[inline]

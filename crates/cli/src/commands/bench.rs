@@ -99,6 +99,15 @@ pub(crate) fn run(a: &Args) -> Result<()> {
         bw * 1e9 / bpt
     );
     let _ = Kernels::detect();
+    let t = std::time::Instant::now();
+    let packed = dsv4_model::Backend::prepare(&be, &model)?;
+    if packed > 0 {
+        eprintln!(
+            "packed weights: {:.2} GB in {:.2} s",
+            packed as f64 / 1e9,
+            t.elapsed().as_secs_f64()
+        );
+    }
     let cfg = BenchConfig {
         prompt_tokens: a.prompt_tokens.clone(),
         gen_tokens: a.gen_tokens,

@@ -13,6 +13,11 @@ pub(crate) struct CpuArgs {
     /// Force a kernel variant: scalar, avx2, avx512, neon (default: best available).
     #[arg(long)]
     pub(crate) kernels: Option<String>,
+    /// Multiply the weights in their file layout only: no packed copies of
+    /// the Q8_0 matrices (saves their size in memory; slower on CPUs whose
+    /// kernels pack, such as AVX-512 VNNI).
+    #[arg(long)]
+    pub(crate) no_pack: bool,
 }
 
 impl CpuArgs {
@@ -46,6 +51,7 @@ impl CpuArgs {
                 exact,
                 kv_format,
                 raw_history,
+                pack_weights: !self.no_pack,
             },
         )?)
     }

@@ -69,6 +69,7 @@ impl EngineArgs {
             exact: false,
             kv_format,
             memory_check: !self.no_mem_check,
+            pack_weights: !self.cpu.no_pack,
             ..Default::default()
         })
     }

@@ -83,6 +83,19 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// A short name for reports (`cpu/avx2`, …).
     fn name(&self) -> String;
 
+    /// Bytes [`Backend::prepare`] will hold for `model` beyond the mapped
+    /// file (weights converted to the backend's own layouts or uploaded), for
+    /// memory planning.
+    fn prepared_bytes(&self, _model: &Model) -> u64 {
+        0
+    }
+
+    /// Converts or uploads `model`'s weights before the first step (until
+    /// then, steps may do it on first use); returns the bytes held.
+    fn prepare(&self, _model: &Model) -> Result<u64> {
+        Ok(0)
+    }
+
     /// A fresh session state.
     fn new_state(&self, model: &Model) -> Self::State;
 

@@ -31,6 +31,9 @@
 //!   prefill), so the unpacking is paid once per row, not once per token.
 //! - F32, F16, BF16 (× f32): conversion on load (F16C, shifts), two weight
 //!   rows per pass when there are several tokens.
+//! - Packed Q8_0 ([`packed`], AVX-512 VNNI): sixteen rows interleaved by
+//!   four-code groups, one row per lane, the reference's bits for every
+//!   batch size; the model keeps packed copies of its Q8_0 matrices.
 //!
 //! The integer block sums are exact in every variant; only the f32
 //! accumulation order differs from the scalar reference.
@@ -55,11 +58,14 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 #[allow(unsafe_code)]
 mod neon;
+mod packed;
 #[cfg(target_arch = "x86_64")]
 mod panel;
 mod scalar;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod unpack;
+
+pub use packed::{PACK_ROWS, PackedMatrix};
 
 /// An instruction set the kernels can target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -331,6 +337,8 @@ pub struct Kernels {
     matmul: [MatmulFn; NSLOT],
     dequant: [DequantFn; NSLOT],
     common: CommonFns,
+    /// The packed Q8_0 kernel, where this table has one.
+    packed_q8_0: Option<packed::PackedFn>,
 }
 
 impl fmt::Debug for Kernels {
@@ -408,12 +416,18 @@ impl Kernels {
             Isa::Neon => neon::common(),
             _ => scalar_common(),
         };
+        #[cfg(target_arch = "x86_64")]
+        let packed_q8_0 = (isa == Isa::Avx512 && vnni)
+            .then_some(avx512::packed::matmul_q8_0_packed as packed::PackedFn);
+        #[cfg(not(target_arch = "x86_64"))]
+        let packed_q8_0 = None;
         Kernels {
             isa,
             vnni,
             matmul,
             dequant,
             common,
+            packed_q8_0,
         }
     }
 
@@ -716,7 +730,7 @@ impl Kernels {
 pub(crate) const SCORE_BLOCK: usize = 32;
 
 /// Activation bytes of one pass over the weights (see [`token_chunk`]).
-const CHUNK_BYTES: usize = 256 << 10;
+pub(crate) const CHUNK_BYTES: usize = 256 << 10;
 
 /// Tokens processed per pass over the weights when a batch is long: enough
 /// that the activations of one pass (`tokens · k · elem_bytes`) stay within
@@ -724,7 +738,7 @@ const CHUNK_BYTES: usize = 256 << 10;
 /// Short batches (the usual decode case) are one pass, so each weight byte is
 /// read from memory once; long prefill batches read the weights once per
 /// chunk, which costs little because they are compute bound.
-fn token_chunk(k: usize, elem_bytes: usize, budget: usize) -> usize {
+pub(crate) fn token_chunk(k: usize, elem_bytes: usize, budget: usize) -> usize {
     let fit = budget / (k * elem_bytes).max(1);
     (fit / 8 * 8).max(16)
 }
@@ -828,7 +842,7 @@ fn check_weights<'w>(
     Ok((&w[rows.start * row_bytes..rows.end * row_bytes], row_bytes))
 }
 
-fn check_out(n: usize, cols: usize, out: &OutCols<'_>) -> Result<(), QuantError> {
+pub(crate) fn check_out(n: usize, cols: usize, out: &OutCols<'_>) -> Result<(), QuantError> {
     if out.n() != n || out.cols() != cols {
         return Err(QuantError::OutMismatch {
             n,

@@ -4,11 +4,13 @@
 //! Fast mode quantizes the activations once per call (as ggml does: Q8_0 for
 //! Q8_0/Q4_0/MXFP4 weights, Q8_K for k-quants and IQ2_XXS, f32 for float
 //! weights) and runs integer dot products; exact mode computes in f32 from
-//! dequantized weights, for verification against the reference.
+//! dequantized weights, for verification against the reference. Matrices
+//! with a packed copy (see [`super::packed`]) run the packed kernel, split
+//! over the threads on packed row groups.
 
 use std::cell::RefCell;
 
-use dsv4_quant::{ActBuf, OutCols, act_type_for};
+use dsv4_quant::{ActBuf, OutCols, PACK_ROWS, act_type_for};
 
 use super::CpuBackend;
 use crate::error::{ModelError, Result};
@@ -47,10 +49,13 @@ impl CpuBackend {
         let out = OutCols::new(y, n, m.rows).map_err(|e| kernel_err(m, e))?;
         let parts = self.split_count(m.rows);
         if self.exact {
-            return self.run_parts(m, out, parts, |rows, o| {
+            return self.run_parts(m, out, parts, 1, |rows, o| {
                 self.kernels.matmul_f32(m.ty, w, m.k, rows, x, n, o)
             });
         }
+        let packed = self
+            .packed_store(model)?
+            .and_then(|store| store.find(model, m));
         let act_ty = act_type_for(m.ty).map_err(|e| kernel_err(m, e))?;
         ACT.with(|cell| {
             let mut act = cell.borrow_mut();
@@ -58,9 +63,16 @@ impl CpuBackend {
                 .quantize_act(act_ty, x, n, m.k, &mut act)
                 .map_err(|e| kernel_err(m, e))?;
             let act = &*act;
-            self.run_parts(m, out, parts, |rows, o| {
-                self.kernels.matmul(m.ty, w, m.k, rows, act, o)
-            })
+            match &packed {
+                // Work splits on packed groups.
+                Some((p, prows)) => self.run_parts(m, out, parts, PACK_ROWS, |rows, o| {
+                    let r = prows.start + rows.start..prows.start + rows.end;
+                    self.kernels.matmul_packed(p, r, act, o)
+                }),
+                None => self.run_parts(m, out, parts, 1, |rows, o| {
+                    self.kernels.matmul(m.ty, w, m.k, rows, act, o)
+                }),
+            }
         })
     }
 
@@ -68,8 +80,16 @@ impl CpuBackend {
         (rows / MIN_ROWS_PER_THREAD).clamp(1, self.threads)
     }
 
-    /// Splits the rows into `parts` even ranges and runs `f` on each in parallel.
-    fn run_parts<F, E>(&self, m: &Matrix, out: OutCols<'_>, parts: usize, f: F) -> Result<()>
+    /// Splits the rows into `parts` nearly even ranges starting at multiples
+    /// of `align` and runs `f` on each in parallel.
+    fn run_parts<F, E>(
+        &self,
+        m: &Matrix,
+        out: OutCols<'_>,
+        parts: usize,
+        align: usize,
+        f: F,
+    ) -> Result<()>
     where
         F: Fn(std::ops::Range<usize>, &mut OutCols<'_>) -> std::result::Result<(), E> + Sync,
         E: std::fmt::Display + Send,
@@ -78,7 +98,7 @@ impl CpuBackend {
             let mut out = out;
             return f(0..m.rows, &mut out).map_err(|e| kernel_err(m, e));
         }
-        let windows = out.split_even(parts);
+        let windows = out.split_aligned(parts, align);
         let mut results: Vec<std::result::Result<(), E>> = Vec::with_capacity(parts);
         self.pool.install(|| {
             use rayon::prelude::*;

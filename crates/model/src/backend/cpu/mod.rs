@@ -8,6 +8,7 @@ mod attention;
 mod bufs;
 mod linear;
 mod moe;
+mod packed;
 mod sparse;
 
 use dsv4_quant::Kernels;
@@ -36,6 +37,10 @@ pub struct CpuOptions {
     pub kv_format: KvFormat,
     /// Raw rows kept beyond the window per session (cheap short rewinds).
     pub raw_history: usize,
+    /// Keep packed copies of the weights the kernel table multiplies faster
+    /// in its own layout (extra memory the size of those weights; built by
+    /// `Backend::prepare` or on first use). Ignored in exact mode.
+    pub pack_weights: bool,
 }
 
 impl Default for CpuOptions {
@@ -45,6 +50,7 @@ impl Default for CpuOptions {
             exact: false,
             kv_format: KvFormat::Compact,
             raw_history: 0,
+            pack_weights: true,
         }
     }
 }
@@ -58,6 +64,9 @@ pub struct CpuBackend {
     exact: bool,
     kv_format: KvFormat,
     raw_history: usize,
+    pack_weights: bool,
+    /// Packed weights, built on first use (or by `Backend::prepare`).
+    packed: std::sync::OnceLock<std::result::Result<packed::PackedStore, String>>,
 }
 
 impl SessionStateOps for SessionState {
@@ -123,6 +132,8 @@ impl CpuBackend {
             exact: opts.exact,
             kv_format: opts.kv_format,
             raw_history: opts.raw_history,
+            pack_weights: opts.pack_weights,
+            packed: std::sync::OnceLock::new(),
         })
     }
 
@@ -156,6 +167,17 @@ impl Backend for CpuBackend {
             self.kernels.describe(),
             if self.exact { " exact" } else { "" }
         )
+    }
+
+    fn prepared_bytes(&self, model: &Model) -> u64 {
+        if self.exact || !self.pack_weights {
+            return 0;
+        }
+        packed::PackedStore::planned_bytes(&self.kernels, model)
+    }
+
+    fn prepare(&self, model: &Model) -> Result<u64> {
+        Ok(self.packed_store(model)?.map_or(0, |s| s.bytes() as u64))
     }
 
     fn new_state(&self, model: &Model) -> SessionState {

@@ -25,6 +25,7 @@ use crate::out::OutCols;
 
 pub(crate) mod common;
 pub(crate) mod iq2;
+pub(crate) mod packed;
 pub(crate) mod rows;
 pub(crate) mod tl;
 pub(crate) mod tlk;
