@@ -14,12 +14,14 @@
 //!
 //! Layout, per group of [`PACK_ROWS`] rows (`nb = k / 32` blocks; the last
 //! group padded with zero rows; groups [`PackedMatrix::group_stride`] bytes
-//! apart, a multiple of 64):
-//! - codes, `nb · 512` bytes: line `8b + g` (64 bytes) holds, for row `i` of
-//!   the group, codes `4g .. 4g + 4` of block `b` at bytes `4i .. 4i + 4`,
-//!   each stored as `q ^ 0x80` (= `q + 128`, unsigned, for `vpdpbusd`);
-//! - scales, `nb · 32` bytes: the 16 rows' f16 block scales of block `b` at
-//!   `512 nb + 32 b`, unchanged.
+//! apart), one sequential stream of block pairs, [`PAIR_BYTES`] each (an odd
+//! `nb` padded with a zero block):
+//! - codes of block `b` at [`code_offset`]`(b)`, 512 bytes: line `g` (64
+//!   bytes) holds, for row `i` of the group, codes `4g .. 4g + 4` at bytes
+//!   `4i .. 4i + 4`, each stored as `q ^ 0x80` (= `q + 128`, unsigned, for
+//!   `vpdpbusd`);
+//! - the 16 rows' f16 scales of block `b` at [`scale_offset`]`(b)`, 32 bytes,
+//!   unchanged.
 //!
 //! The size is that of the Q8_0 rows (34 bytes per 32 weights) plus padding.
 //! Every packed kernel computes exactly [`crate::QuantBlock::dot_ref`] of Q8_0: per
@@ -40,8 +42,29 @@ use crate::out::OutCols;
 /// Weight rows interleaved per group of a [`PackedMatrix`].
 pub const PACK_ROWS: usize = 16;
 
-/// Bytes of one block of one group: 16 rows × 32 codes plus 16 f16 scales.
-const GROUP_BLOCK_BYTES: usize = PACK_ROWS * QK8_0 + PACK_ROWS * 2;
+/// Code bytes of one block of one group (16 rows × 32 codes).
+const BLOCK_CODES: usize = PACK_ROWS * QK8_0;
+
+/// Bytes of a pair of blocks of one group: both blocks' codes, then both
+/// blocks' 16 f16 scales (17 cache lines).
+pub(crate) const PAIR_BYTES: usize = 2 * BLOCK_CODES + 2 * PACK_ROWS * 2;
+
+/// Offset of block `b`'s codes in its group.
+#[inline(always)]
+pub(crate) const fn code_offset(b: usize) -> usize {
+    (b / 2) * PAIR_BYTES + (b % 2) * BLOCK_CODES
+}
+
+/// Offset of block `b`'s 16 scales in its group.
+#[inline(always)]
+pub(crate) const fn scale_offset(b: usize) -> usize {
+    (b / 2) * PAIR_BYTES + 2 * BLOCK_CODES + (b % 2) * PACK_ROWS * 2
+}
+
+/// Bytes of one group of rows of `nb` blocks.
+const fn group_bytes(nb: usize) -> usize {
+    nb.div_ceil(2) * PAIR_BYTES
+}
 
 /// A Q8_0 weight matrix `[rows, k]` in the row-interleaved layout of the
 /// module docs, made by [`Kernels::pack`] for the tables that have a
@@ -101,7 +124,7 @@ impl PackedMatrix {
     /// Bytes a packed copy of `rows` rows of `k` Q8_0 elements holds
     /// (`k` a multiple of 32).
     pub(crate) fn bytes_for(rows: usize, k: usize) -> usize {
-        rows.div_ceil(PACK_ROWS) * (k / QK8_0 * GROUP_BLOCK_BYTES).next_multiple_of(64)
+        rows.div_ceil(PACK_ROWS) * group_bytes(k / QK8_0)
     }
 
     /// Packs the row-major Q8_0 matrix `w: [rows, k]`.
@@ -130,25 +153,27 @@ impl PackedMatrix {
                 unit: "bytes",
             });
         }
-        let group_stride = (nb * GROUP_BLOCK_BYTES).next_multiple_of(64);
+        let group_stride = group_bytes(nb);
         let groups = rows.div_ceil(PACK_ROWS);
         let mut data = vec![Line([0; 64]); groups * group_stride / 64];
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
         let blocks: &[BlockQ8_0] = bytemuck::cast_slice(w);
         for (g, dst) in bytes.chunks_exact_mut(group_stride).enumerate() {
-            let (codes, scales) = dst.split_at_mut(nb * PACK_ROWS * QK8_0);
-            // Padding rows: code 0 (stored 0x80), scale 0.
-            codes.fill(0x80);
+            // Padding rows and blocks: code 0 (stored 0x80), scale 0.
+            for b in 0..nb.next_multiple_of(2) {
+                dst[code_offset(b)..code_offset(b) + BLOCK_CODES].fill(0x80);
+            }
             for i in 0..PACK_ROWS.min(rows - g * PACK_ROWS) {
                 let row = &blocks[(g * PACK_ROWS + i) * nb..(g * PACK_ROWS + i + 1) * nb];
                 for (b, blk) in row.iter().enumerate() {
                     for (q, chunk) in blk.qs.chunks_exact(4).enumerate() {
-                        let at = 64 * (8 * b + q) + 4 * i;
-                        for (d, &c) in codes[at..at + 4].iter_mut().zip(chunk) {
+                        let at = code_offset(b) + 64 * q + 4 * i;
+                        for (d, &c) in dst[at..at + 4].iter_mut().zip(chunk) {
                             *d = (c as u8) ^ 0x80;
                         }
                     }
-                    scales[32 * b + 2 * i..32 * b + 2 * i + 2].copy_from_slice(&blk.d);
+                    let at = scale_offset(b) + 2 * i;
+                    dst[at..at + 2].copy_from_slice(&blk.d);
                 }
             }
         }
@@ -299,9 +324,9 @@ pub(crate) fn unpack_row(job: &PackedJob<'_>, r: usize) -> Vec<BlockQ8_0> {
         .map(|b| {
             let mut qs = [0i8; QK8_0];
             for (j, q) in qs.iter_mut().enumerate() {
-                *q = (g[64 * (8 * b + j / 4) + 4 * i + j % 4] ^ 0x80) as i8;
+                *q = (g[code_offset(b) + 64 * (j / 4) + 4 * i + j % 4] ^ 0x80) as i8;
             }
-            let at = nb * PACK_ROWS * QK8_0 + 32 * b + 2 * i;
+            let at = scale_offset(b) + 2 * i;
             BlockQ8_0 {
                 d: [g[at], g[at + 1]],
                 qs,
@@ -333,6 +358,7 @@ mod tests {
         let w: &[u8] = bytemuck::cast_slice(&blocks);
         let p = PackedMatrix::pack_q8_0(w, rows, k).unwrap();
         assert_eq!(p.group_stride() % 64, 0);
+        assert_eq!(PAIR_BYTES % 64, 0);
         assert_eq!(p.bytes(), PackedMatrix::bytes_for(rows, k));
         let act = ActBuf::new();
         let job = PackedJob {

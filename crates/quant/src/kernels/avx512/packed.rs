@@ -10,20 +10,16 @@
 //! `s = d_w · d_a`, `p = f32(sumi) · s`, `acc += p` (two multiplies and an
 //! add, not an FMA, so the results are the reference's bits). The weight
 //! lines of a block are loaded once per token tile; a group
-//! (`k / 32 · 544` bytes) stays in L2 while the tiles of a long batch pass
+//! (`k / 64 · 1088` bytes) stays in L2 while the tiles of a long batch pass
 //! over it.
 
 use std::arch::x86_64::*;
 
 use crate::act::Line;
 use crate::kernels::avx2::prefetch_ahead;
-use crate::kernels::packed::{PACK_ROWS, PackedJob};
+use crate::kernels::packed::{PACK_ROWS, PackedJob, code_offset, scale_offset};
 use crate::kernels::panel::{grow, with_pool};
 use crate::out::OutCols;
-
-/// Prefetch distance in the scale stream (bytes; 32 per block, so this is
-/// as many blocks ahead as `PREFETCH_AHEAD` is in the code stream).
-const SCALE_AHEAD: usize = crate::kernels::avx2::PREFETCH_AHEAD / 16;
 
 /// Tokens per tile: each takes an i32 and an f32 accumulator register.
 const TILE: usize = 8;
@@ -49,25 +45,24 @@ pub(crate) unsafe fn matmul_q8_0_packed(job: &PackedJob<'_>, out: &mut OutCols<'
                 *c = -128 * s;
             }
         }
-        // Codes in tile panels `[tile][b][q][TILE tokens]` of 4-byte groups,
-        // so the tokens of one step share a cache line (token rows `k`
-        // bytes apart would share an L1 set when `k` is a multiple of 4096).
+        // Codes in tile panels `[tile][b][q][tw]` of 4-byte groups, `tw` =
+        // min(n, TILE) tokens wide, so the tokens of one step share a cache
+        // line (token rows `k` bytes apart would share an L1 set when `k`
+        // is a multiple of 4096) and one token's panel is its row.
         let tiles = n.div_ceil(TILE);
-        let tile_dwords = nb * 8 * TILE;
-        grow(&mut pool.codes, tiles * tile_dwords / 16, Line([0; 64]));
-        let panel: &mut [i32] =
-            bytemuck::cast_slice_mut(&mut pool.codes[..tiles * tile_dwords / 16]);
+        let tw = n.min(TILE);
+        let tile_dwords = nb * 8 * tw;
+        let lines = (tiles * tile_dwords).div_ceil(16);
+        grow(&mut pool.codes, lines, Line([0; 64]));
+        let panel: &mut [i32] = bytemuck::cast_slice_mut(&mut pool.codes[..lines]);
         for t in 0..n {
             let row = &qs[t * stride..t * stride + job.k];
             let dst = &mut panel[(t / TILE) * tile_dwords..];
             for (j, c) in row.chunks_exact(4).enumerate() {
-                dst[j * TILE + t % TILE] = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                dst[j * tw + t % TILE] = i32::from_le_bytes([c[0], c[1], c[2], c[3]]);
             }
         }
-        let (corr, panel) = (
-            &pool.sums[..n * nb],
-            &pool.codes[..tiles * tile_dwords / 16],
-        );
+        let (corr, panel) = (&pool.sums[..n * nb], &pool.codes[..lines]);
         let panel: &[i32] = bytemuck::cast_slice(panel);
         let groups = job.nrows.div_ceil(PACK_ROWS);
         let mut res = [[0.0f32; PACK_ROWS]; TILE];
@@ -82,6 +77,7 @@ pub(crate) unsafe fn matmul_q8_0_packed(job: &PackedJob<'_>, out: &mut OutCols<'
                     codes: base,
                     nb,
                     panel: panel[tile_i * tile_dwords..].as_ptr(),
+                    tw,
                     d: dplane[t0 * nb..].as_ptr(),
                     corr: corr[t0 * nb..].as_ptr(),
                 };
@@ -112,8 +108,10 @@ pub(crate) unsafe fn matmul_q8_0_packed(job: &PackedJob<'_>, out: &mut OutCols<'
 struct Tile {
     codes: *const u8,
     nb: usize,
-    /// The tile's panel: 4-byte code groups `[b][q][TILE]`.
+    /// The tile's panel: 4-byte code groups `[b][q][tw]`.
     panel: *const i32,
+    /// Tokens per panel step (`T ≤ tw ≤ TILE`).
+    tw: usize,
     d: *const f32,
     corr: *const i32,
 }
@@ -128,7 +126,6 @@ impl Tile {
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     unsafe fn run<const T: usize>(&self, res: &mut [[f32; PACK_ROWS]; TILE]) {
         let nb = self.nb;
-        let scales = self.codes.wrapping_add(nb * PACK_ROWS * 32);
         let mut acc = [_mm512_setzero_ps(); T];
         for b in 0..nb {
             // SAFETY (whole block): block `b < nb` of the group's codes and
@@ -136,17 +133,31 @@ impl Tile {
             unsafe {
                 let mut sums: [__m512i; T] =
                     std::array::from_fn(|t| _mm512_set1_epi32(*self.corr.add(t * nb + b)));
-                let lines = self.codes.add(512 * b);
+                let lines = self.codes.add(code_offset(b));
+                // With one or two tokens, odd steps go to a second chain so
+                // the `vpdpbusd` latency does not serialise the block (the
+                // integer sums are exact, so the split changes nothing).
+                let mut odd = [_mm512_setzero_si512(); T];
                 for q in 0..8 {
                     let w = _mm512_loadu_si512(lines.add(64 * q).cast());
                     prefetch_ahead(lines.add(64 * q));
                     for t in 0..T {
-                        let a = *self.panel.add((8 * b + q) * TILE + t);
-                        sums[t] = _mm512_dpbusd_epi32(sums[t], w, _mm512_set1_epi32(a));
+                        let a = _mm512_set1_epi32(*self.panel.add((8 * b + q) * self.tw + t));
+                        if T <= 2 && q % 2 == 1 {
+                            odd[t] = _mm512_dpbusd_epi32(odd[t], w, a);
+                        } else {
+                            sums[t] = _mm512_dpbusd_epi32(sums[t], w, a);
+                        }
                     }
                 }
-                _mm_prefetch::<_MM_HINT_T0>(scales.wrapping_add(32 * b + SCALE_AHEAD).cast());
-                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(scales.add(32 * b).cast()));
+                if T <= 2 {
+                    for t in 0..T {
+                        sums[t] = _mm512_add_epi32(sums[t], odd[t]);
+                    }
+                }
+                let scales = self.codes.add(scale_offset(b));
+                prefetch_ahead(scales);
+                let dw = _mm512_cvtph_ps(_mm256_loadu_si256(scales.cast()));
                 for t in 0..T {
                     let s = _mm512_mul_ps(dw, _mm512_set1_ps(*self.d.add(t * nb + b)));
                     let p = _mm512_mul_ps(_mm512_cvtepi32_ps(sums[t]), s);
