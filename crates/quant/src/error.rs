@@ -120,6 +120,18 @@ pub enum QuantError {
         /// Buffer length.
         len: usize,
     },
+    /// Memory for a converted copy of weights could not be obtained.
+    #[error(
+        "cannot allocate {bytes} bytes for {what}: {reason}; free memory or run without packing (--no-pack)"
+    )]
+    Alloc {
+        /// What the memory was for.
+        what: &'static str,
+        /// Bytes asked for.
+        bytes: usize,
+        /// The system's reason.
+        reason: String,
+    },
     /// A forced instruction set is not available on this CPU.
     #[error(
         "instruction set {isa} is not available on this CPU (available: {available}); \

@@ -33,7 +33,7 @@ use std::ops::Range;
 
 use dsv4_gguf::GgmlType;
 
-use crate::act::{ActBuf, ActType, ActView, Line};
+use crate::act::{ActBuf, ActType, ActView};
 use crate::blocks::{BlockQ8_0, QK8_0};
 use crate::error::QuantError;
 use crate::kernels::{CHUNK_BYTES, Kernels, check_out, token_chunk};
@@ -69,13 +69,18 @@ const fn group_bytes(nb: usize) -> usize {
 /// A Q8_0 weight matrix `[rows, k]` in the row-interleaved layout of the
 /// module docs, made by [`Kernels::pack`] for the tables that have a
 /// packed kernel, and multiplied with [`Kernels::matmul_packed`].
-#[derive(Clone)]
 pub struct PackedMatrix {
     ty: GgmlType,
     rows: usize,
     k: usize,
     group_stride: usize,
-    data: Vec<Line>,
+    /// Anonymous memory advised for transparent huge pages before it is
+    /// written: every decode step streams the whole copy, and with 4 KiB
+    /// pages each 4 KiB of it needs its own TLB entry, while the row-major
+    /// file mapping it replaces gets huge pages from the kernel where the
+    /// filesystem allows (on the development VM both map with 2 MiB pages).
+    data: memmap2::MmapMut,
+    len: usize,
 }
 
 impl std::fmt::Debug for PackedMatrix {
@@ -107,7 +112,7 @@ impl PackedMatrix {
 
     /// Bytes held (including the padding of the last group).
     pub fn bytes(&self) -> usize {
-        self.data.len() * std::mem::size_of::<Line>()
+        self.len
     }
 
     /// Bytes from one group to the next.
@@ -117,8 +122,9 @@ impl PackedMatrix {
 
     /// The bytes of groups `g0 ..` to the end.
     pub(crate) fn groups_from(&self, g0: usize) -> &[u8] {
-        let all: &[u8] = bytemuck::cast_slice(&self.data);
-        all.get(g0 * self.group_stride..).unwrap_or(&[])
+        self.data[..self.len]
+            .get(g0 * self.group_stride..)
+            .unwrap_or(&[])
     }
 
     /// Bytes a packed copy of `rows` rows of `k` Q8_0 elements holds
@@ -155,10 +161,18 @@ impl PackedMatrix {
         }
         let group_stride = group_bytes(nb);
         let groups = rows.div_ceil(PACK_ROWS);
-        let mut data = vec![Line([0; 64]); groups * group_stride / 64];
-        let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
+        let len = groups * group_stride;
+        // One page at least: an empty anonymous mapping is an error.
+        let mut data = memmap2::MmapMut::map_anon(len.max(1)).map_err(|e| QuantError::Alloc {
+            what,
+            bytes: len,
+            reason: e.to_string(),
+        })?;
+        // Only a hint: without transparent huge pages the copy still works.
+        #[cfg(target_os = "linux")]
+        let _ = data.advise(memmap2::Advice::HugePage);
         let blocks: &[BlockQ8_0] = bytemuck::cast_slice(w);
-        for (g, dst) in bytes.chunks_exact_mut(group_stride).enumerate() {
+        for (g, dst) in data[..len].chunks_exact_mut(group_stride).enumerate() {
             // Padding rows and blocks: code 0 (stored 0x80), scale 0.
             for b in 0..nb.next_multiple_of(2) {
                 dst[code_offset(b)..code_offset(b) + BLOCK_CODES].fill(0x80);
@@ -183,6 +197,7 @@ impl PackedMatrix {
             k,
             group_stride,
             data,
+            len,
         })
     }
 }
