@@ -119,15 +119,21 @@ impl<'a> OutCols<'a> {
     /// `cols % parts` get one extra column), in column order. `parts == 0`
     /// yields no windows.
     pub fn split_even(self, parts: usize) -> Vec<OutCols<'a>> {
+        let (base, extra) = match parts {
+            0 => (0, 0),
+            p => (self.cols / p, self.cols % p),
+        };
+        self.split_widths(parts, |i| base + usize::from(i < extra))
+    }
+
+    /// Splits off `parts` windows in column order, window `i` `width(i)`
+    /// columns wide (clamped to what is left).
+    fn split_widths(self, parts: usize, width: impl Fn(usize) -> usize) -> Vec<OutCols<'a>> {
         let mut out = Vec::with_capacity(parts);
-        if parts == 0 {
-            return out;
-        }
-        let (base, extra) = (self.cols / parts, self.cols % parts);
         let mut rest = self;
         for i in 0..parts {
-            let w = base + usize::from(i < extra);
-            // `w <= rest.cols` by construction: the widths sum to `cols`.
+            let w = width(i).min(rest.cols);
+            // `w <= rest.cols`, so the split exists.
             match rest.split_at(w) {
                 Some((head, tail)) => {
                     out.push(head);
@@ -150,20 +156,8 @@ impl<'a> OutCols<'a> {
         if align == 1 || parts == 0 {
             return self.split_even(parts);
         }
-        let mut out = Vec::with_capacity(parts);
         let (base, extra) = (groups / parts, groups % parts);
-        let mut rest = self;
-        for i in 0..parts {
-            let w = ((base + usize::from(i < extra)) * align).min(rest.cols);
-            match rest.split_at(w) {
-                Some((head, tail)) => {
-                    out.push(head);
-                    rest = tail;
-                }
-                None => break,
-            }
-        }
-        out
+        self.split_widths(parts, |i| (base + usize::from(i < extra)) * align)
     }
 
     /// Reborrows columns `c0 .. c0 + cols` of this window (in bounds, checked by
