@@ -235,7 +235,11 @@ impl Backend for CpuBackend {
         let one = |i: usize, ai: &mut [f32], pi: &mut [f32], ci: &mut [f32], out: &mut HcMix| {
             let xi = &x[i * h * d..(i + 1) * h * d];
             let s = inv_rms(xi, cfg.rms_eps);
-            let mi: Vec<f32> = mm[i * mix..(i + 1) * mix].iter().map(|v| v * s).collect();
+            // From this thread's recycled buffers: no allocation per token.
+            let mut mi = bufs::Buf::zeros(mix);
+            for (m, v) in mi.iter_mut().zip(&mm[i * mix..(i + 1) * mix]) {
+                *m = v * s;
+            }
             hc::mix(
                 &mi,
                 &hcw.scale,
@@ -289,7 +293,7 @@ impl Backend for CpuBackend {
     ) -> Result<()> {
         let cfg = &model.cfg;
         let (d, h) = (cfg.n_embd, cfg.hc_mult);
-        let one = |i: usize, xi: &mut [f32], tmp: &mut Vec<f32>| {
+        let one = |i: usize, xi: &mut [f32], tmp: &mut [f32]| {
             hc::expand(
                 xi,
                 &o[i * d..(i + 1) * d],
@@ -301,7 +305,7 @@ impl Backend for CpuBackend {
         };
         let x = &mut x[..n * h * d];
         if n < PAR_TOKENS {
-            let mut tmp = vec![0.0f32; h * d];
+            let mut tmp = bufs::Buf::zeros(h * d);
             for (i, xi) in x.chunks_mut(h * d).enumerate() {
                 one(i, xi, &mut tmp);
             }
@@ -310,7 +314,7 @@ impl Backend for CpuBackend {
             self.pool.install(|| {
                 x.par_chunks_mut(h * d)
                     .enumerate()
-                    .for_each_init(|| vec![0.0f32; h * d], |tmp, (i, xi)| one(i, xi, tmp));
+                    .for_each_init(|| bufs::Buf::zeros(h * d), |tmp, (i, xi)| one(i, xi, tmp));
             });
         }
         Ok(())
@@ -358,11 +362,13 @@ impl Backend for CpuBackend {
         self.pool
             .install(|| self.linear(model, &w.hc_head.func, &xs, n, &mut mm))?;
         let mut y = bufs::Buf::zeros(n * d);
-        let mut pre = vec![0.0f32; h];
+        let (mut pre, mut mj) = (bufs::Buf::zeros(h), bufs::Buf::zeros(h));
         for j in 0..n {
             let xj = &xs[j * h * d..(j + 1) * h * d];
             let s = inv_rms(xj, cfg.rms_eps);
-            let mj: Vec<f32> = mm[j * h..(j + 1) * h].iter().map(|v| v * s).collect();
+            for (m, v) in mj.iter_mut().zip(&mm[j * h..(j + 1) * h]) {
+                *m = v * s;
+            }
             hc::head_pre(
                 &mj,
                 w.hc_head.scale[0],
