@@ -10,7 +10,8 @@
 //! table gives prefill throughput in GMAC/s (multiply-accumulates of weights ×
 //! activations per second) for 64 and 256 activation rows over a 4 MiB
 //! matrix, and for 32 rows over a 1 MiB matrix (a routed expert's handful of
-//! tokens).
+//! tokens). Tables that pack a type (`Kernels::packs`) get a second row,
+//! `<type> packed`, measured on the packed copy of the same weights.
 //!
 //! Run: `cargo bench -p dsv4-quant --bench gbps [-- <filter> [<type>]]`, where
 //! the optional filter keeps tables whose name contains it (`avx2`, `vnni`,
