@@ -480,3 +480,39 @@ fn fast_batched_decode_is_bit_identical_to_solo_decode() {
         );
     }
 }
+
+/// The logits' bits do not depend on the thread count: with one thread every
+/// routed expert runs whole on it, with two or three the experts of a
+/// one-token step split their products over the threads and a prompt's run
+/// one per task, and each row sums its experts in the same order.
+#[test]
+fn logits_do_not_depend_on_the_thread_count() {
+    let model = tiny_model(true, "q2");
+    let toks = tokens(48);
+    let run = |threads: usize, chunk: usize| {
+        let be = CpuBackend::new(
+            Kernels::detect(),
+            CpuOptions {
+                threads,
+                exact: false,
+                kv_format: KvFormat::F32,
+                raw_history: 0,
+                pack_weights: true,
+            },
+        )
+        .unwrap();
+        run_chunked(&model, &be, &toks, chunk)
+    };
+    for chunk in [1, 48] {
+        let one = run(1, chunk);
+        assert!(one.iter().all(|v| v.is_finite()));
+        for threads in [2, 3] {
+            let many = run(threads, chunk);
+            assert!(
+                one == many,
+                "chunk {chunk}: {threads} threads differ from one by up to {}",
+                max_diff(&one, &many)
+            );
+        }
+    }
+}

@@ -314,15 +314,15 @@ pub(super) fn attention(
     let mut og = Buf::zeros(n * gw);
     let mut ug = Buf::zeros(n * ol);
     for grp in 0..g {
-        for i in 0..n {
-            og[i * gw..(i + 1) * gw]
-                .copy_from_slice(&o[i * h * hd + grp * gw..i * h * hd + (grp + 1) * gw]);
-        }
+        og[..n * gw]
+            .par_chunks_mut(gw)
+            .zip(o.par_chunks(h * hd))
+            .for_each(|(dst, src)| dst.copy_from_slice(&src[grp * gw..(grp + 1) * gw]));
         be.linear(model, &lw.out_a.rows_slice(grp * ol, ol), &og, n, &mut ug)?;
-        for i in 0..n {
-            u[i * g * ol + grp * ol..i * g * ol + (grp + 1) * ol]
-                .copy_from_slice(&ug[i * ol..(i + 1) * ol]);
-        }
+        u[..n * g * ol]
+            .par_chunks_mut(g * ol)
+            .zip(ug.par_chunks(ol))
+            .for_each(|(dst, src)| dst[grp * ol..(grp + 1) * ol].copy_from_slice(src));
     }
     be.linear(model, &lw.out_b, &u, n, out)?;
 

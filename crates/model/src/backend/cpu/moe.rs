@@ -60,7 +60,8 @@ fn swiglu(g: &mut [f32], u: &[f32], clamp: f32) {
     }
 }
 
-/// One SwiGLU FFN on `x` `[m, D]`, writing `y` `[m, D]`.
+/// One SwiGLU FFN on `x` `[m, D]`, writing `y` `[m, D]`, each product split
+/// over the threads.
 #[allow(clippy::too_many_arguments)]
 fn ffn(
     be: &CpuBackend,
@@ -82,7 +83,45 @@ fn ffn(
     be.linear(model, down, &g, m, y)
 }
 
+/// [`ffn`] on the calling thread only, gate and up from one quantization of
+/// `x` (the same bits as [`ffn`]).
+#[allow(clippy::too_many_arguments)]
+fn ffn_local(
+    be: &CpuBackend,
+    model: &Model,
+    gate: &Matrix,
+    up: &Matrix,
+    down: &Matrix,
+    clamp: f32,
+    x: &[f32],
+    m: usize,
+    y: &mut [f32],
+) -> Result<()> {
+    let ff = gate.rows;
+    let mut g = Buf::zeros(m * ff);
+    let mut u = Buf::zeros(m * ff);
+    be.linear_local(model, &mut [(gate, &mut g[..]), (up, &mut u[..])], x, m)?;
+    swiglu(&mut g, &u, clamp);
+    be.linear_local(model, &mut [(down, y)], &g, m)
+}
+
+/// Whether an expert with `m` of the batch's `pairs` (row, expert) pairs is
+/// large enough to split its products over the threads rather than run
+/// whole on one: more than half of one thread's share of the work (one
+/// decoded row's six experts on two threads run three per thread; a routing
+/// that sends most of a prompt to one expert still uses every thread).
+fn splits(m: usize, pairs: usize, threads: usize) -> bool {
+    threads > 1 && m * threads * 2 > pairs
+}
+
 /// The MoE sub-layer (see [`crate::backend::Backend::moe`]).
+///
+/// The routed experts' outputs `ye` `[pairs, D]` are computed first, large
+/// experts one after another with their products split over the threads,
+/// the others in parallel, one expert per task (no synchronisation inside
+/// an expert, and the gather, SwiGLU and copies run on every thread). Each
+/// row then sums its experts' outputs in ascending expert order, so the bits
+/// do not depend on the thread count.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn moe(
     be: &CpuBackend,
@@ -94,6 +133,8 @@ pub(super) fn moe(
     out: &mut [f32],
     trace: Option<&mut Trace>,
 ) -> Result<()> {
+    use rayon::prelude::*;
+
     let cfg = &model.cfg;
     let lc = cfg.layers[layer];
     let (n, d, e) = (rows.len(), cfg.n_embd, cfg.n_expert);
@@ -103,22 +144,34 @@ pub(super) fn moe(
         .map(|i| route(model, lw, &logits[i * e..(i + 1) * e], rows[i].token))
         .collect();
 
-    // Group (row, weight) pairs by expert.
+    // Group (row, weight) pairs by expert; `start[ex]`: the expert's first
+    // output row in `ye`.
     let mut by_expert: Vec<Vec<(usize, f32)>> = vec![Vec::new(); e];
     for (i, r) in routes.iter().enumerate() {
         for (&ex, &w) in r.experts.iter().zip(&r.weights) {
             by_expert[ex as usize].push((i, w));
         }
     }
-    out[..n * d].fill(0.0);
-    let most = by_expert.iter().map(Vec::len).max().unwrap_or(0);
-    let (mut xe_all, mut ye_all) = (Buf::zeros(most * d), Buf::zeros(most * d));
+    let mut start = Vec::with_capacity(e);
+    let mut pairs = 0;
+    for members in &by_expert {
+        start.push(pairs);
+        pairs += members.len();
+    }
+    let mut ye = Buf::zeros(pairs * d);
+    let mut jobs: Vec<(usize, &mut [f32])> = Vec::with_capacity(e);
+    let mut rest = &mut ye[..];
     for (ex, members) in by_expert.iter().enumerate() {
-        if members.is_empty() {
-            continue;
+        let (mine, tail) = rest.split_at_mut(members.len() * d);
+        rest = tail;
+        if !members.is_empty() {
+            jobs.push((ex, mine));
         }
+    }
+    let expert = |ex: usize, y: &mut [f32], local: bool| -> Result<()> {
+        let members = &by_expert[ex];
         let m = members.len();
-        let (xe, ye) = (&mut xe_all[..m * d], &mut ye_all[..m * d]);
+        let mut xe = Buf::zeros(m * d);
         for (j, &(i, _)) in members.iter().enumerate() {
             xe[j * d..(j + 1) * d].copy_from_slice(&a[i * d..(i + 1) * d]);
         }
@@ -127,16 +180,51 @@ pub(super) fn moe(
             lw.up_exps.expert(ex),
             lw.down_exps.expert(ex),
         );
-        ffn(be, model, &g, &u, &dn, lc.clamp_exp, xe, m, ye)?;
-        for (j, &(i, w)) in members.iter().enumerate() {
-            for (o, &v) in out[i * d..(i + 1) * d]
-                .iter_mut()
-                .zip(&ye[j * d..(j + 1) * d])
-            {
-                *o += w * v;
-            }
-        }
+        let run = if local { ffn_local } else { ffn };
+        run(be, model, &g, &u, &dn, lc.clamp_exp, &xe, m, y)
+    };
+    let threads = be.threads;
+    let (big, mut small): (Vec<_>, Vec<_>) = jobs
+        .into_iter()
+        .partition(|(ex, _)| splits(by_expert[*ex].len(), pairs, threads));
+    // Largest first, so the last tasks to finish are short ones.
+    small.sort_by_key(|(ex, _)| std::cmp::Reverse(by_expert[*ex].len()));
+    for (ex, y) in big {
+        expert(ex, y, false)?;
     }
+    // One task per expert (rayon would otherwise hand each thread runs of
+    // several experts, and the last run finishes alone).
+    small
+        .into_par_iter()
+        .with_max_len(1)
+        .try_for_each(|(ex, y)| expert(ex, y, true))?;
+
+    // out[i] = Σ over row i's experts, ascending: w · ye[slot].
+    let mut slots: Vec<(u32, usize, f32)> = Vec::with_capacity(n * cfg.n_expert_used);
+    let mut seen = vec![0usize; e];
+    let mut spans = Vec::with_capacity(n + 1);
+    for r in &routes {
+        spans.push(slots.len());
+        let first = slots.len();
+        for (&ex, &w) in r.experts.iter().zip(&r.weights) {
+            let x = ex as usize;
+            slots.push((ex, start[x] + seen[x], w));
+            seen[x] += 1;
+        }
+        slots[first..].sort_unstable_by_key(|s| (s.0, s.1));
+    }
+    spans.push(slots.len());
+    out[..n * d]
+        .par_chunks_mut(d)
+        .enumerate()
+        .for_each(|(i, o)| {
+            o.fill(0.0);
+            for &(_, slot, w) in &slots[spans[i]..spans[i + 1]] {
+                for (o, &v) in o.iter_mut().zip(&ye[slot * d..(slot + 1) * d]) {
+                    *o += w * v;
+                }
+            }
+        });
     if let Some(s) = &lw.shared {
         let mut ys = Buf::zeros(n * d);
         ffn(

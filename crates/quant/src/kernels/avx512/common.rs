@@ -134,6 +134,9 @@ unsafe fn float_pair_tile<L: FLoad, const T: usize>(
     out
 }
 
+/// Activation bytes per token block of [`matmul_float`].
+const FLOAT_X_BUDGET: usize = 384 << 10;
+
 /// Float-weight matmul over f32 activations `job.x`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCols<'_>) {
@@ -142,27 +145,36 @@ pub(crate) unsafe fn matmul_float<L: FLoad>(job: &FloatJob<'_>, out: &mut OutCol
     // Pairs of rows share activation loads, but sum in another order than
     // the one-row kernel: only batches past `INVARIANT_ROWS` use them.
     if job.n > INVARIANT_ROWS {
-        while r + 2 <= job.nrows {
-            // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
-            let rows = unsafe {
-                [
-                    base.add(r * job.row_bytes),
-                    base.add((r + 1) * job.row_bytes),
-                ]
-            };
-            for_token_tiles8!(job.n, |t0, T| {
-                let xs: [*const f32; T] =
-                    std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());
-                // SAFETY: `k` elements per row and per activation row.
-                let res = unsafe { float_pair_tile::<L, T>(rows, job.k, &xs) };
-                for (j, pair) in res.into_iter().enumerate() {
-                    for (i, v) in pair.into_iter().enumerate() {
-                        out.row_mut(t0 + i)[r + j] = v;
+        // Tokens in blocks whose activations stay in L2 while every row
+        // pair passes over them (each token's sums are the same whatever
+        // its block).
+        let block = (FLOAT_X_BUDGET / (4 * job.k)).next_multiple_of(8).max(8);
+        let pairs = job.nrows / 2;
+        for b0 in (0..job.n).step_by(block) {
+            for p in 0..pairs {
+                let r = 2 * p;
+                // SAFETY: rows `r`, `r + 1` lie inside the validated weights.
+                let rows = unsafe {
+                    [
+                        base.add(r * job.row_bytes),
+                        base.add((r + 1) * job.row_bytes),
+                    ]
+                };
+                for_token_tiles8!(block.min(job.n - b0), |t, T| {
+                    let t0 = b0 + t;
+                    let xs: [*const f32; T] =
+                        std::array::from_fn(|i| job.x[(t0 + i) * job.x_stride..].as_ptr());
+                    // SAFETY: `k` elements per row and per activation row.
+                    let res = unsafe { float_pair_tile::<L, T>(rows, job.k, &xs) };
+                    for (j, pair) in res.into_iter().enumerate() {
+                        for (i, v) in pair.into_iter().enumerate() {
+                            out.row_mut(t0 + i)[r + j] = v;
+                        }
                     }
-                }
-            });
-            r += 2;
+                });
+            }
         }
+        r = 2 * pairs;
     }
     for r in r..job.nrows {
         // SAFETY: row `r` lies inside the validated weights.

@@ -26,6 +26,9 @@ use crate::out::OutCols;
 /// Tokens per tile: each takes an i32 and an f32 accumulator register.
 const TILE: usize = 8;
 
+/// Panel bytes one pass over the groups uses.
+const PANEL_BUDGET: usize = 256 << 10;
+
 /// Packed Q8_0 matmul (see the module docs).
 ///
 /// # Safety
@@ -68,37 +71,42 @@ pub(crate) unsafe fn matmul_q8_0_packed(job: &PackedJob<'_>, out: &mut OutCols<'
         let panel: &[i32] = bytemuck::cast_slice(panel);
         let groups = job.nrows.div_ceil(PACK_ROWS);
         let mut res = [[0.0f32; PACK_ROWS]; TILE];
-        for g in 0..groups {
-            let base = job.groups[g * job.group_stride..].as_ptr();
-            let r0 = g * PACK_ROWS;
-            let live = PACK_ROWS.min(job.nrows - r0);
-            for tile_i in 0..tiles {
-                let t0 = tile_i * TILE;
-                let nt = TILE.min(n - t0);
-                let tile = Tile {
-                    codes: base,
-                    nb,
-                    panel: panel[tile_i * tile_dwords..].as_ptr(),
-                    tw,
-                    d: dplane[t0 * nb..].as_ptr(),
-                    corr: corr[t0 * nb..].as_ptr(),
-                };
-                // SAFETY: group `g` lies in the job's groups; tokens
-                // `t0 .. t0 + nt` have panel codes, scales and corrections.
-                unsafe {
-                    match nt {
-                        1 => tile.run::<1>(&mut res),
-                        2 => tile.run::<2>(&mut res),
-                        3 => tile.run::<3>(&mut res),
-                        4 => tile.run::<4>(&mut res),
-                        5 => tile.run::<5>(&mut res),
-                        6 => tile.run::<6>(&mut res),
-                        7 => tile.run::<7>(&mut res),
-                        _ => tile.run::<8>(&mut res),
+        // Tiles per pass: one pass's panel stays in L2 while every group
+        // streams past it once.
+        let pass = (PANEL_BUDGET / (tile_dwords * 4)).max(1);
+        for first in (0..tiles).step_by(pass) {
+            for g in 0..groups {
+                let base = job.groups[g * job.group_stride..].as_ptr();
+                let r0 = g * PACK_ROWS;
+                let live = PACK_ROWS.min(job.nrows - r0);
+                for tile_i in first..tiles.min(first + pass) {
+                    let t0 = tile_i * TILE;
+                    let nt = TILE.min(n - t0);
+                    let tile = Tile {
+                        codes: base,
+                        nb,
+                        panel: panel[tile_i * tile_dwords..].as_ptr(),
+                        tw,
+                        d: dplane[t0 * nb..].as_ptr(),
+                        corr: corr[t0 * nb..].as_ptr(),
+                    };
+                    // SAFETY: group `g` lies in the job's groups; tokens
+                    // `t0 .. t0 + nt` have panel codes, scales and corrections.
+                    unsafe {
+                        match nt {
+                            1 => tile.run::<1>(&mut res),
+                            2 => tile.run::<2>(&mut res),
+                            3 => tile.run::<3>(&mut res),
+                            4 => tile.run::<4>(&mut res),
+                            5 => tile.run::<5>(&mut res),
+                            6 => tile.run::<6>(&mut res),
+                            7 => tile.run::<7>(&mut res),
+                            _ => tile.run::<8>(&mut res),
+                        }
+                    };
+                    for (t, v) in res[..nt].iter().enumerate() {
+                        out.row_mut(t0 + t)[r0..r0 + live].copy_from_slice(&v[..live]);
                     }
-                };
-                for (t, v) in res[..nt].iter().enumerate() {
-                    out.row_mut(t0 + t)[r0..r0 + live].copy_from_slice(&v[..live]);
                 }
             }
         }
