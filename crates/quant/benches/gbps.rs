@@ -14,7 +14,7 @@
 //! `<type> packed`, measured on the packed copy of the same weights.
 //!
 //! Run: `cargo bench -p dsv4-quant --bench gbps [-- <filter> [<type>]]`, where
-//! the optional filter keeps tables whose name contains it (`avx2`, `vnni`,
+//! the optional filter keeps tables whose name contains it (`avx2`, `vnni`, `vbmi`,
 //! ...) and the optional type keeps one weight type (`Q8_0`, ...).
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, missing_docs)]

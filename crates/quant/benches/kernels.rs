@@ -64,7 +64,12 @@ fn bench(c: &mut Criterion) {
     let big_bytes = 64usize << 20;
     let small_bytes = 4usize << 20;
     for kern in Kernels::all_variants() {
-        let isa = kern.describe().replace(" (+vnni)", "+vnni");
+        // "avx512 (+vnni +vbmi)" → "avx512+vnni+vbmi".
+        let isa: String = kern
+            .describe()
+            .chars()
+            .filter(|c| !matches!(c, ' ' | '(' | ')'))
+            .collect();
         for &ty in &WEIGHT_TYPES {
             let row_bytes = ty.row_bytes(K as u64).unwrap_or(1) as usize;
             let rows = big_bytes / row_bytes;

@@ -661,3 +661,46 @@ fn avx512_small_batches_of_the_q8_0_family_match_avx2_bit_for_bit() {
         }
     }
 }
+
+/// The two decodes of the AVX-512 VNNI IQ2_XXS small-batch kernel (word
+/// permutes, and VBMI byte permutes where the CPU has VBMI) build the same
+/// exact integer sums and run the same float operations: every AVX-512 VNNI
+/// table must give the same bits, on random, adversarial and all-ones
+/// weights, for 1 to `INVARIANT_ROWS` tokens.
+#[test]
+fn iq2_xxs_small_batches_match_across_avx512_decodes() {
+    let vnni: Vec<Kernels> = Kernels::all_variants()
+        .into_iter()
+        .filter(|k| k.describe().contains("vnni"))
+        .collect();
+    if vnni.len() < 2 {
+        eprintln!("fewer than two AVX-512 VNNI tables on this CPU; nothing to compare");
+        return;
+    }
+    let mut rng = StdRng::seed_from_u64(0x5EED_0007);
+    let (ty, rows) = (GgmlType::IQ2_XXS, 9usize);
+    for k in [256, 5 * 256] {
+        for wf in [WFill::Random, WFill::ExtremeScales, WFill::AllOnes] {
+            let w = make_weights(ty, rows, k, wf, &mut rng);
+            for n in 1..=INVARIANT_ROWS {
+                for xf in [XFill::Normal, XFill::Spiky] {
+                    let x = make_x(n, k, xf, &mut rng);
+                    let mut act = ActBuf::new();
+                    vnni[0]
+                        .quantize_act(ActType::Q8_K, &x, n, k, &mut act)
+                        .expect("quantize");
+                    let want = run_matmul(&vnni[0], ty, &w, k, 0..rows, &act);
+                    for kern in &vnni[1..] {
+                        let got = run_matmul(kern, ty, &w, k, 0..rows, &act);
+                        let what = format!(
+                            "k={k} {wf:?} n={n} {xf:?}: {} against {}",
+                            kern.describe(),
+                            vnni[0].describe()
+                        );
+                        assert_bits(&what, &got, &want);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -138,6 +138,11 @@ fn x86_has_vnni() -> bool {
     is_x86_feature_detected!("avx512vnni")
 }
 
+#[cfg(target_arch = "x86_64")]
+fn x86_has_vbmi() -> bool {
+    is_x86_feature_detected!("avx512vbmi")
+}
+
 #[cfg(not(target_arch = "x86_64"))]
 fn x86_has_avx2() -> bool {
     false
@@ -309,9 +314,9 @@ fn scalar_common() -> CommonFns {
 
 /// The (matmul, dequantize) entries of `ty` for `isa`. `isa` must be compiled
 /// for this target (callers only pass available ISAs).
-fn slot_entries(isa: Isa, vnni: bool, ty: GgmlType) -> (MatmulFn, DequantFn) {
-    // `vnni` only selects between AVX-512 variants.
-    let _ = vnni;
+fn slot_entries(isa: Isa, ext: Ext, ty: GgmlType) -> (MatmulFn, DequantFn) {
+    // `ext` only selects between AVX-512 variants.
+    let _ = ext;
     // Every WEIGHT_TYPES entry has a block type, so the fallback arm below is
     // never taken; it keeps the table total without a panic.
     let scalar_f32: (MatmulFn, DequantFn) = (
@@ -322,18 +327,37 @@ fn slot_entries(isa: Isa, vnni: bool, ty: GgmlType) -> (MatmulFn, DequantFn) {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => (<B as avx2::Avx2Block>::MATMUL, <B as avx2::Avx2Block>::DEQUANT),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (avx512::matmul_entry::<B>(vnni), <B as avx512::Avx512Block>::DEQUANT),
+        Isa::Avx512 => (
+            avx512::matmul_entry::<B>(ext.vnni, ext.vbmi),
+            <B as avx512::Avx512Block>::DEQUANT,
+        ),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => (<B as neon::NeonBlock>::MATMUL, <B as neon::NeonBlock>::DEQUANT),
         _ => (scalar::matmul::<B> as MatmulFn, scalar::dequant::<B> as DequantFn),
     }, _ => scalar_f32)
 }
 
+/// AVX-512 extensions a table uses (both false for other ISAs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Ext {
+    /// VNNI (`vpdpbusd`).
+    vnni: bool,
+    /// VBMI (byte permutes), used only together with VNNI.
+    vbmi: bool,
+}
+
+impl Ext {
+    const NONE: Ext = Ext {
+        vnni: false,
+        vbmi: false,
+    };
+}
+
 /// The kernel table for one instruction set (see the module docs).
 #[derive(Clone, Copy)]
 pub struct Kernels {
     isa: Isa,
-    vnni: bool,
+    ext: Ext,
     matmul: [MatmulFn; NSLOT],
     dequant: [DequantFn; NSLOT],
     common: CommonFns,
@@ -345,7 +369,8 @@ impl fmt::Debug for Kernels {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Kernels")
             .field("isa", &self.isa)
-            .field("vnni", &self.vnni)
+            .field("vnni", &self.ext.vnni)
+            .field("vbmi", &self.ext.vbmi)
             .finish()
     }
 }
@@ -382,30 +407,45 @@ impl Kernels {
     }
 
     /// Every kernel table this CPU can run: one per available ISA, plus the
-    /// AVX-512 table without VNNI when the CPU has VNNI (so tests and
-    /// benchmarks can cover both code paths on one machine).
+    /// AVX-512 tables with fewer extensions than the CPU has (VNNI without
+    /// VBMI, neither), so tests and benchmarks cover every code path on one
+    /// machine.
     pub fn all_variants() -> Vec<Kernels> {
         let mut out: Vec<Kernels> = Self::available().into_iter().map(Self::build).collect();
-        if out.iter().any(|k| k.vnni) {
-            out.push(Self::build_with(Isa::Avx512, false));
+        if out.iter().any(|k| k.ext.vbmi) {
+            let ext = Ext {
+                vnni: true,
+                vbmi: false,
+            };
+            out.push(Self::build_with(Isa::Avx512, ext));
+        }
+        if out.iter().any(|k| k.ext.vnni) {
+            out.push(Self::build_with(Isa::Avx512, Ext::NONE));
         }
         out
     }
 
     fn build(isa: Isa) -> Kernels {
         #[cfg(target_arch = "x86_64")]
-        let vnni = isa == Isa::Avx512 && x86_has_vnni();
+        let ext = {
+            let vnni = isa == Isa::Avx512 && x86_has_vnni();
+            Ext {
+                vnni,
+                vbmi: vnni && x86_has_vbmi(),
+            }
+        };
         #[cfg(not(target_arch = "x86_64"))]
-        let vnni = false;
-        Self::build_with(isa, vnni)
+        let ext = Ext::NONE;
+        Self::build_with(isa, ext)
     }
 
-    /// Builds the table for an available `isa`; `vnni` only with a CPU that has it.
-    fn build_with(isa: Isa, vnni: bool) -> Kernels {
+    /// Builds the table for an available `isa`; extensions only that the
+    /// CPU has.
+    fn build_with(isa: Isa, ext: Ext) -> Kernels {
         let mut matmul = [scalar::matmul::<crate::blocks::F32Elem> as MatmulFn; NSLOT];
         let mut dequant = [scalar::dequant::<crate::blocks::F32Elem> as DequantFn; NSLOT];
         for (i, &ty) in WEIGHT_TYPES.iter().enumerate() {
-            (matmul[i], dequant[i]) = slot_entries(isa, vnni, ty);
+            (matmul[i], dequant[i]) = slot_entries(isa, ext, ty);
         }
         let common = match isa {
             #[cfg(target_arch = "x86_64")]
@@ -417,13 +457,13 @@ impl Kernels {
             _ => scalar_common(),
         };
         #[cfg(target_arch = "x86_64")]
-        let packed_q8_0 = (isa == Isa::Avx512 && vnni)
+        let packed_q8_0 = (isa == Isa::Avx512 && ext.vnni)
             .then_some(avx512::packed::matmul_q8_0_packed as packed::PackedFn);
         #[cfg(not(target_arch = "x86_64"))]
         let packed_q8_0 = None;
         Kernels {
             isa,
-            vnni,
+            ext,
             matmul,
             dequant,
             common,
@@ -437,12 +477,12 @@ impl Kernels {
     }
 
     /// A one-line description for logs and `--kernels` listings, e.g.
-    /// `"avx512 (+vnni)"`.
+    /// `"avx512 (+vnni +vbmi)"`.
     pub fn describe(&self) -> String {
-        if self.vnni {
-            format!("{} (+vnni)", self.isa)
-        } else {
-            self.isa.to_string()
+        match (self.ext.vnni, self.ext.vbmi) {
+            (true, true) => format!("{} (+vnni +vbmi)", self.isa),
+            (true, false) => format!("{} (+vnni)", self.isa),
+            _ => self.isa.to_string(),
         }
     }
 

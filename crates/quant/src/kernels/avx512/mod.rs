@@ -5,7 +5,8 @@
 //! [`INVARIANT_ROWS`] tokens, decode) run row-at-a-time kernels that give
 //! every token the bits of a one-token call: with VNNI, [`rows`] for the
 //! Q8_0 family (the AVX2 kernel's bits with a third of its per-token work)
-//! and [`iq2`] for IQ2_XXS, else the AVX2 ones;
+//! and [`iq2`] for IQ2_XXS (its byte-permute decode with VBMI), else the
+//! AVX2 ones;
 //! larger batches run the tokens-in-lanes kernels ([`tl`], [`tlk`] with VNNI,
 //! their AVX2 versions without). Float kernels and f32 helpers are 512 bits
 //! wide. Dequantization and activation quantization reuse the AVX2
@@ -38,11 +39,18 @@ pub(crate) trait Avx512Block: QuantBlock {
     const MATMUL_BW: MatmulFn;
     /// Matmul with VNNI.
     const MATMUL_VNNI: MatmulFn;
+    /// Matmul with VNNI and VBMI (the VNNI entry unless the type has one).
+    const MATMUL_VBMI: MatmulFn = Self::MATMUL_VNNI;
 }
 
-/// The matmul entry of `B` for a CPU with (`vnni`) or without VNNI.
-pub(crate) fn matmul_entry<B: Avx512Block>(vnni: bool) -> MatmulFn {
-    if vnni { B::MATMUL_VNNI } else { B::MATMUL_BW }
+/// The matmul entry of `B` for a CPU with (`vnni`, `vbmi`) or without VNNI
+/// and VBMI (`vbmi` only counts with `vnni`).
+pub(crate) fn matmul_entry<B: Avx512Block>(vnni: bool, vbmi: bool) -> MatmulFn {
+    match (vnni, vbmi) {
+        (true, true) => B::MATMUL_VBMI,
+        (true, false) => B::MATMUL_VNNI,
+        _ => B::MATMUL_BW,
+    }
 }
 
 macro_rules! q8_0_family {
@@ -71,6 +79,7 @@ impl Avx512Block for BlockIq2Xxs {
     const DEQUANT: DequantFn = avx2::dequant_q8k::<UnIq2Xxs>;
     const MATMUL_BW: MatmulFn = matmul_q8k_bw::<UnIq2Xxs>;
     const MATMUL_VNNI: MatmulFn = matmul_iq2xxs_vnni;
+    const MATMUL_VBMI: MatmulFn = matmul_iq2xxs_vbmi;
 }
 
 macro_rules! float_family {
@@ -161,6 +170,23 @@ unsafe fn matmul_iq2xxs_vnni(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
     unsafe {
         if job.act.n() <= INVARIANT_ROWS {
             iq2::matmul_iq2xxs_rows(job, out);
+        } else {
+            tlk::matmul_q8k::<UnIq2Xxs>(job, out);
+        }
+    }
+}
+
+/// As [`matmul_iq2xxs_vnni`], the small batches decoding the weights with
+/// VBMI byte permutes.
+///
+/// # Safety
+/// As [`matmul_iq2xxs_vnni`], and the CPU supports AVX-512 VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi,avx2,fma,f16c")]
+unsafe fn matmul_iq2xxs_vbmi(job: &MatmulJob<'_>, out: &mut OutCols<'_>) {
+    // SAFETY: forwarded contract.
+    unsafe {
+        if job.act.n() <= INVARIANT_ROWS {
+            iq2::matmul_iq2xxs_rows_vbmi(job, out);
         } else {
             tlk::matmul_q8k::<UnIq2Xxs>(job, out);
         }
